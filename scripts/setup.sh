@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything tune_mlp needs on a fresh machine: the Python package with its
+# dependencies, and Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${TUNE_MLP_DATA_DIR:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "note: Fashion-MNIST not installed; run 'sudo apt-get install dataset-fashion-mnist'" \
+         "or set TUNE_MLP_DATA_DIR to a folder with the four IDX files" >&2
+  fi
+fi

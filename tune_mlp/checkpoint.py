@@ -1,0 +1,101 @@
+"""Checkpoint directories: ``config.json`` + ``weights.npz`` (+ optimizer state and progress to resume).
+
+Everything is JSON or ``np.savez`` arrays and is loaded with ``allow_pickle=False``, so a
+checkpoint from an untrusted source cannot run code and any tool can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tune_mlp.config import TrainConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.npz"
+OPTIMIZER_FILE = "optimizer.npz"
+STATE_FILE = "state.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that is missing files or whose weights do not fit its config."""
+
+
+@dataclass
+class Checkpoint:
+    config: TrainConfig
+    weights: list[np.ndarray]
+    epoch: int = 0  # epochs completed when it was written
+    optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)  # the epoch's metrics
+    path: Path | None = None
+
+
+def weight_names(count: int) -> list[str]:
+    return [f"{kind}{i}" for i in range(count // 2) for kind in ("W", "b")]
+
+
+def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpoint.config.save(directory / CONFIG_FILE)
+    np.savez(directory / WEIGHTS_FILE, **dict(zip(weight_names(len(checkpoint.weights)), checkpoint.weights)))
+    if checkpoint.optimizer_state:
+        np.savez(directory / OPTIMIZER_FILE, **checkpoint.optimizer_state)
+    state = {"epoch": checkpoint.epoch, "metrics": checkpoint.metrics, "history": checkpoint.history}
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    return directory
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    """Read a checkpoint and check that its weights are the network its config describes."""
+    from tune_mlp.model import layer_sizes
+
+    directory = Path(directory)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory} is not a tune_mlp checkpoint: {name} is missing")
+    try:
+        config = TrainConfig.load(directory / CONFIG_FILE)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
+    with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    sizes = layer_sizes(config)
+    expected = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        expected[f"W{i}"] = (fan_in, fan_out)
+        expected[f"b{i}"] = (fan_out,)
+    if set(arrays) != set(expected):
+        raise CheckpointError(
+            f"{directory}: weights.npz holds {sorted(arrays)} but config.json describes "
+            f"{config.num_layers} hidden layers, which need {sorted(expected)}"
+        )
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise CheckpointError(
+                f"{directory}: {name} has shape {arrays[name].shape} but config.json "
+                f"(num_layers={config.num_layers}, hidden_size={config.hidden_size}) needs {shape}"
+            )
+    weights = [arrays[name] for name in weight_names(len(expected))]
+    optimizer_state: dict[str, np.ndarray] = {}
+    if (directory / OPTIMIZER_FILE).is_file():
+        with np.load(directory / OPTIMIZER_FILE, allow_pickle=False) as npz:
+            optimizer_state = dict(npz)
+    state: dict[str, Any] = {}
+    if (directory / STATE_FILE).is_file():
+        state = json.loads((directory / STATE_FILE).read_text())
+    return Checkpoint(
+        config=config,
+        weights=weights,
+        epoch=int(state.get("epoch", 0)),
+        optimizer_state=optimizer_state,
+        history=list(state.get("history", [])),
+        metrics=dict(state.get("metrics", {})),
+        path=directory,
+    )

@@ -1,0 +1,405 @@
+"""The six optimizers, written out as update rules on `tf.Variable`s.
+
+The math lives in pure functions (tensors in, tensors out, no assignment) so each
+rule reads like its textbook formula and can be tested on its own; the classes only
+own the slot variables and assign the results. Every rule mirrors the operation
+order of its Keras 3 counterpart so that, with the same hyperparameters, the
+trajectories agree to rounding: sgd = `SGD()`, momentum = `SGD(momentum)`,
+nag = `SGD(momentum, nesterov=True)`, rmsprop = `RMSprop(rho=beta)`,
+adam = `Adam(beta_1, beta_2)`, nadam = `Nadam(beta_1, beta_2)`.
+
+`apply_gradients` is XLA-compilable and creates no variables once `build` has run,
+so the training loop can `build` eagerly and then step inside
+`tf.function(jit_compile=True)` / `tf.while_loop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from tune_mlp.config import OPTIMIZER_NAMES
+
+if TYPE_CHECKING:
+    from tune_mlp.config import TrainConfig
+
+# A constant step size, or a schedule evaluated at the optimizer's `iterations`
+# (the number of updates already applied, int64), like a Keras LearningRateSchedule.
+LearningRate = float | Callable[[tf.Tensor], tf.Tensor]
+Scalar = float | tf.Tensor
+
+# Nadam's momentum-schedule decay (Dozat 2015), hard-coded in Keras as well.
+NADAM_MOMENTUM_DECAY = 0.96
+
+
+def _cast(value: Scalar, dtype: tf.DType) -> tf.Tensor:
+    return tf.cast(value, dtype)
+
+
+# ----------------------------------------------------------------------------
+# Update rules. `step` is the 1-based number of the update being made (Keras'
+# `iterations + 1`); everything is computed in the variable's dtype.
+# ----------------------------------------------------------------------------
+
+
+def sgd_update(var: tf.Tensor, grad: tf.Tensor, lr: Scalar) -> tf.Tensor:
+    """var - lr * g."""
+    dtype = var.dtype
+    return var - _cast(grad, dtype) * _cast(lr, dtype)
+
+
+def momentum_update(
+    var: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, lr: Scalar, momentum: Scalar
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Heavy ball, Keras form: the velocity m already carries the -lr factor."""
+    dtype = var.dtype
+    grad, lr, momentum = _cast(grad, dtype), _cast(lr, dtype), _cast(momentum, dtype)
+    m = m * momentum - grad * lr
+    return var + m, m
+
+
+def nag_update(
+    var: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, lr: Scalar, momentum: Scalar
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Nesterov as Keras reformulates it: step along the look-ahead m' * mu - lr * g."""
+    dtype = var.dtype
+    grad, lr, momentum = _cast(grad, dtype), _cast(lr, dtype), _cast(momentum, dtype)
+    m = m * momentum - grad * lr
+    return var + (m * momentum - grad * lr), m
+
+
+def rmsprop_update(
+    var: tf.Tensor, grad: tf.Tensor, v: tf.Tensor, lr: Scalar, beta: Scalar, epsilon: Scalar
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """v = beta v + (1 - beta) g^2; var -= lr g / sqrt(v + eps) (Keras puts eps inside the sqrt)."""
+    dtype = var.dtype
+    grad, lr = _cast(grad, dtype), _cast(lr, dtype)
+    v = _cast(beta, dtype) * v + _cast(1.0 - beta, dtype) * tf.square(grad)
+    return var - (lr * grad) / tf.sqrt(v + _cast(epsilon, dtype)), v
+
+
+def adam_update(
+    var: tf.Tensor,
+    grad: tf.Tensor,
+    m: tf.Tensor,
+    v: tf.Tensor,
+    lr: Scalar,
+    step: tf.Tensor,
+    beta1: Scalar,
+    beta2: Scalar,
+    epsilon: Scalar,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Adam with the bias correction folded into the step size and eps outside the sqrt (Keras)."""
+    dtype = var.dtype
+    grad, lr, t = _cast(grad, dtype), _cast(lr, dtype), _cast(step, dtype)
+    beta1_power = tf.pow(_cast(beta1, dtype), t)
+    beta2_power = tf.pow(_cast(beta2, dtype), t)
+    alpha = lr * tf.sqrt(1 - beta2_power) / (1 - beta1_power)
+    m = m + (grad - m) * _cast(1.0 - beta1, dtype)
+    v = v + (tf.square(grad) - v) * _cast(1.0 - beta2, dtype)
+    return var - (m * alpha) / (tf.sqrt(v) + _cast(epsilon, dtype)), m, v
+
+
+def nadam_momentum(step: tf.Tensor, beta1: Scalar, dtype: tf.DType) -> tf.Tensor:
+    """mu_t = beta1 (1 - 0.5 * 0.96^t): Dozat's warming-up momentum schedule."""
+    decay = _cast(NADAM_MOMENTUM_DECAY, dtype)
+    return _cast(beta1, dtype) * (1.0 - 0.5 * tf.pow(decay, _cast(step, dtype)))
+
+
+def nadam_u_product_update(u_product: tf.Tensor, step: tf.Tensor, beta1: Scalar) -> tf.Tensor:
+    """prod_{i<=t} mu_i, advanced once per step before the variables (Keras' operation order)."""
+    dtype = u_product.dtype
+    decay = _cast(NADAM_MOMENTUM_DECAY, dtype)
+    return (u_product * _cast(beta1, dtype)) * (1.0 - 0.5 * tf.pow(decay, _cast(step, dtype)))
+
+
+def nadam_update(
+    var: tf.Tensor,
+    grad: tf.Tensor,
+    m: tf.Tensor,
+    v: tf.Tensor,
+    lr: Scalar,
+    step: tf.Tensor,
+    u_product: tf.Tensor,
+    beta1: Scalar,
+    beta2: Scalar,
+    epsilon: Scalar,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Nadam; `u_product` is prod_{i<=step} mu_i, i.e. already advanced for this step."""
+    dtype = var.dtype
+    grad, lr, t = _cast(grad, dtype), _cast(lr, dtype), _cast(step, dtype)
+    u_t = nadam_momentum(step, beta1, dtype)
+    u_t_1 = nadam_momentum(step + 1, beta1, dtype)
+    u_product_t = _cast(u_product, dtype)
+    u_product_t_1 = u_product_t * u_t_1
+    beta2_power = tf.pow(_cast(beta2, dtype), t)
+    m = m + (grad - m) * _cast(1.0 - beta1, dtype)
+    v = v + (tf.square(grad) - v) * _cast(1.0 - beta2, dtype)
+    m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * grad) / (1 - u_product_t)
+    v_hat = v / (1 - beta2_power)
+    return var - (m_hat * lr) / (tf.sqrt(v_hat) + _cast(epsilon, dtype)), m, v
+
+
+# ----------------------------------------------------------------------------
+# Optimizers: slots + assignment around the rules above.
+# ----------------------------------------------------------------------------
+
+
+class Optimizer:
+    """Shared machinery: step counter, learning rate, per-variable slots, state I/O."""
+
+    slot_names: ClassVar[tuple[str, ...]] = ()
+    hyperparameters: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, learning_rate: LearningRate) -> None:
+        if not callable(learning_rate):
+            learning_rate = float(learning_rate)
+        self.learning_rate = learning_rate
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.slots: dict[str, list[tf.Variable]] = {}
+        self._index: dict[object, int] | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._index is not None
+
+    def build(self, variables: Sequence[tf.Variable]) -> None:
+        """Create the zero slots; their position in `variables` is their key. No-op once built."""
+        if self.built:
+            return
+        variables = list(variables)
+        self.slots = {
+            name: [
+                tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False, name=f"{name}_{i}")
+                for i, v in enumerate(variables)
+            ]
+            for name in self.slot_names
+        }
+        self._build_extra(variables)
+        self._index = {v.ref(): i for i, v in enumerate(variables)}
+
+    def _build_extra(self, variables: list[tf.Variable]) -> None:
+        """Hook for state that is not one slot per variable."""
+
+    def current_learning_rate(self) -> tf.Tensor:
+        """The step size for the next update: the schedule at `iterations` (before increment)."""
+        if callable(self.learning_rate):
+            return tf.convert_to_tensor(self.learning_rate(tf.convert_to_tensor(self.iterations)))
+        return tf.constant(self.learning_rate, dtype=tf.float64)
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor | None, tf.Variable]]) -> None:
+        """One update of every variable with a gradient (None gradients are skipped, as in Keras)."""
+        pairs = list(grads_and_vars)
+        if not self.built:
+            self.build([v for _, v in pairs])
+        assert self._index is not None
+        indexed = []
+        for grad, var in pairs:
+            if grad is None:
+                continue
+            i = self._index.get(var.ref())
+            if i is None:
+                raise ValueError(f"variable {var.name!r} was not in the list the optimizer was built with")
+            indexed.append((i, grad, var))
+        lr = self.current_learning_rate()
+        step = self.iterations + 1
+        self._before_updates(step)
+        for i, grad, var in indexed:
+            self._update(i, var, grad, lr, step)
+        self.iterations.assign_add(1)
+
+    def _before_updates(self, step: tf.Tensor) -> None:
+        """Hook for per-step (not per-variable) state."""
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        raise NotImplementedError
+
+    def _extra_state(self) -> dict[str, tf.Variable]:
+        return {}
+
+    def _state_variables(self) -> dict[str, tf.Variable]:
+        state = {"iterations": self.iterations}
+        for name, slots in self.slots.items():
+            state.update({f"{name}/{i}": slot for i, slot in enumerate(slots)})
+        state.update(self._extra_state())
+        return state
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Copies of the step counter and every slot, keyed by `np.savez`-safe names."""
+        return {key: np.array(var.numpy()) for key, var in self._state_variables().items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore `get_state()` output exactly; the optimizer must be built on matching variables."""
+        if not self.built:
+            raise ValueError("build the optimizer on the model's variables before set_state")
+        targets = self._state_variables()
+        if set(state) != set(targets):
+            missing = sorted(set(targets) - set(state))
+            extra = sorted(set(state) - set(targets))
+            raise ValueError(f"optimizer state keys do not match: missing {missing}, unexpected {extra}")
+        for key, var in targets.items():
+            value = np.asarray(state[key], dtype=var.dtype.as_numpy_dtype)
+            if value.shape != tuple(var.shape):
+                raise ValueError(f"optimizer state {key!r}: shape {value.shape} != {tuple(var.shape)}")
+        for key, var in targets.items():
+            var.assign(np.asarray(state[key], dtype=var.dtype.as_numpy_dtype))
+
+
+class SGD(Optimizer):
+    """Plain gradient descent."""
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        var.assign(sgd_update(var, grad, lr))
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum: smooths the direction across steps."""
+
+    slot_names = ("m",)
+    hyperparameters = ("momentum",)
+
+    def __init__(self, learning_rate: LearningRate, *, momentum: float = 0.9) -> None:
+        super().__init__(learning_rate)
+        self.momentum = momentum
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        new_var, m = momentum_update(var, grad, self.slots["m"][i], lr, self.momentum)
+        self.slots["m"][i].assign(m)
+        var.assign(new_var)
+
+
+class NAG(Optimizer):
+    """Nesterov momentum: the gradient correction is applied at the look-ahead point."""
+
+    slot_names = ("m",)
+    hyperparameters = ("momentum",)
+
+    def __init__(self, learning_rate: LearningRate, *, momentum: float = 0.9) -> None:
+        super().__init__(learning_rate)
+        self.momentum = momentum
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        new_var, m = nag_update(var, grad, self.slots["m"][i], lr, self.momentum)
+        self.slots["m"][i].assign(m)
+        var.assign(new_var)
+
+
+class RMSprop(Optimizer):
+    """Per-coordinate step sizes from a running mean of squared gradients."""
+
+    slot_names = ("v",)
+    hyperparameters = ("beta", "epsilon")
+
+    def __init__(self, learning_rate: LearningRate, *, beta: float = 0.9, epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.beta = beta
+        self.epsilon = epsilon
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        new_var, v = rmsprop_update(var, grad, self.slots["v"][i], lr, self.beta, self.epsilon)
+        self.slots["v"][i].assign(v)
+        var.assign(new_var)
+
+
+class Adam(Optimizer):
+    """Momentum on top of RMSprop, both bias-corrected."""
+
+    slot_names = ("m", "v")
+    hyperparameters = ("beta1", "beta2", "epsilon")
+
+    def __init__(
+        self, learning_rate: LearningRate, *, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        m, v = self.slots["m"][i], self.slots["v"][i]
+        new_var, new_m, new_v = adam_update(var, grad, m, v, lr, step, self.beta1, self.beta2, self.epsilon)
+        m.assign(new_m)
+        v.assign(new_v)
+        var.assign(new_var)
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum and Keras' warming-up momentum schedule."""
+
+    slot_names = ("m", "v")
+    hyperparameters = ("beta1", "beta2", "epsilon")
+
+    def __init__(
+        self, learning_rate: LearningRate, *, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.u_product: tf.Variable | None = None
+
+    def _build_extra(self, variables: list[tf.Variable]) -> None:
+        # One shared product, in the first variable's dtype, as Keras keeps it.
+        dtype = variables[0].dtype if variables else tf.float32
+        self.u_product = tf.Variable(tf.ones((), dtype=dtype), trainable=False, name="u_product")
+
+    def _before_updates(self, step: tf.Tensor) -> None:
+        assert self.u_product is not None
+        self.u_product.assign(nadam_u_product_update(self.u_product, step, self.beta1))
+
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+        m, v = self.slots["m"][i], self.slots["v"][i]
+        new_var, new_m, new_v = nadam_update(
+            var, grad, m, v, lr, step, self.u_product, self.beta1, self.beta2, self.epsilon
+        )
+        m.assign(new_m)
+        v.assign(new_v)
+        var.assign(new_var)
+
+    def _extra_state(self) -> dict[str, tf.Variable]:
+        return {"u_product": self.u_product} if self.u_product is not None else {}
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nag": NAG,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "nadam": Nadam,
+}
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES, "registry and config.OPTIMIZER_NAMES must agree"
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: LearningRate,
+    *,
+    momentum: float = 0.9,
+    beta: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-7,
+) -> Optimizer:
+    """Build by name, handing each optimizer only the hyperparameters it uses."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+    cls = OPTIMIZERS[name]
+    given = {"momentum": momentum, "beta": beta, "beta1": beta1, "beta2": beta2, "epsilon": epsilon}
+    return cls(learning_rate, **{key: given[key] for key in cls.hyperparameters})
+
+
+def make_optimizer_from_config(config: TrainConfig, learning_rate: LearningRate | None = None) -> Optimizer:
+    """The run's optimizer; `learning_rate` (e.g. a schedule) defaults to `config.learning_rate`."""
+    return make_optimizer(
+        config.optimizer,
+        config.learning_rate if learning_rate is None else learning_rate,
+        momentum=config.momentum,
+        beta=config.beta,
+        beta1=config.beta1,
+        beta2=config.beta2,
+        epsilon=config.epsilon,
+    )
