@@ -108,15 +108,18 @@ class Trainer:
         self._train_steps = tf.function(self._train_steps_graph, jit_compile=config.jit_compile)
         self._evaluate = tf.function(self._evaluate_graph, jit_compile=config.jit_compile)
 
-    def _train_steps_graph(
-        self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """``count`` optimizer steps on batches ``first..first+count`` of ``order``; returns summed loss and hits."""
+    def _train_steps_graph(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One optimizer step per ``batch_size`` indices of ``order``; returns summed loss and hits.
+
+        ``order`` has a static length so XLA compiles once per chunk size (an offset argument
+        would be baked into the program as a constant: one compilation per chunk).
+        """
         cfg, bs, variables = self.config, self.batch_size, self.variables
+        count = tf.shape(order)[0] // bs
         seed = tf.constant([cfg.seed, 0], tf.int64)
 
         def step(i: tf.Tensor, loss_sum: tf.Tensor, hits: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            index = tf.slice(order, [(first + i) * bs], [bs])
+            index = tf.slice(order, [i * bs], [bs])
             xb, yb = tf.gather(x, index), tf.gather(y, index)
             step_seed = seed + tf.stack([tf.constant(0, tf.int64), self.optimizer.iterations])
             with tf.GradientTape() as tape:
@@ -143,7 +146,7 @@ class Trainer:
     def train_epoch(self, chunks: int = 1, on_chunk: Callable[[int], None] | None = None) -> EpochResult:
         """One shuffled pass, in ``chunks`` compiled calls so a progress bar can move between them."""
         rng = np.random.default_rng([self.config.seed, self.epoch])  # same order on resume
-        order = tf.constant(rng.permutation(len(self.x_train)).astype(np.int32))
+        order = rng.permutation(len(self.x_train)).astype(np.int32)
         per_call = math.ceil(self.steps_per_epoch / max(1, chunks))
         start = time.perf_counter()
         loss_sum = hits = 0.0
@@ -151,9 +154,8 @@ class Trainer:
         diverged = False
         while done < self.steps_per_epoch:
             count = min(per_call, self.steps_per_epoch - done)
-            chunk_loss, chunk_hits = self._train_steps(
-                self.x_train, self.y_train, order, tf.constant(done), tf.constant(count)
-            )
+            chunk = tf.constant(order[done * self.batch_size : (done + count) * self.batch_size])
+            chunk_loss, chunk_hits = self._train_steps(self.x_train, self.y_train, chunk)
             loss_sum += float(chunk_loss)
             hits += float(chunk_hits)
             done += count
