@@ -1,0 +1,58 @@
+"""The Ray Tune function trainable: the ``tune_mlp.trainer`` loop, one report and checkpoint per epoch."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from tune_mlp.checkpoint import load_checkpoint, save_checkpoint
+from tune_mlp.config import METRIC, TrainConfig
+from tune_mlp.data import Splits
+from tune_mlp.trainer import Trainer, configure_threads
+
+# Test hook: the path of a marker file; the first trial to finish epoch 1 while it is
+# missing creates it and crashes, so tests can watch Tune retry from the checkpoint.
+CRASH_ONCE_ENV = "TUNE_MLP_CRASH_ONCE"
+
+
+def trial_config(tune_config: dict[str, Any], max_epochs: int) -> TrainConfig:
+    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless the space samples it."""
+    values = dict(tune_config)
+    values["epochs"] = min(int(values.get("epochs", max_epochs)), max_epochs)
+    return TrainConfig.from_dict(values)
+
+
+def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1) -> None:
+    """Train one sampled config, resuming from Tune's checkpoint after a crash or restore."""
+    configure_threads(cpus_per_trial)
+    config = trial_config(tune_config, max_epochs)
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            resume = load_checkpoint(directory)
+    trainer = Trainer(config, splits, resume=resume)
+    node_id = ray.get_runtime_context().get_node_id()
+    for result in trainer.epochs():
+        metrics = result.metrics() | {"node_id": node_id, "trial_epochs": config.epochs}
+        if result.diverged:
+            # Reported so the searcher learns the region is bad; no checkpoint, and the trial ends here.
+            tune.report(metrics | {METRIC: math.nan, "val_loss": math.nan})
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            save_checkpoint(directory, trainer.checkpoint(metrics))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        _maybe_crash_once(result.epoch)
+
+
+def _maybe_crash_once(epoch: int) -> None:
+    marker = os.environ.get(CRASH_ONCE_ENV)
+    if marker and epoch == 1 and not Path(marker).exists():
+        Path(marker).write_text("crashed once\n")
+        raise RuntimeError(f"injected crash after epoch {epoch} ({CRASH_ONCE_ENV}={marker})")
