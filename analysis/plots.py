@@ -302,7 +302,7 @@ def best_so_far(histories: pd.DataFrame, path: Path | str) -> Path:
     ax.annotate(
         f"{best.max():.2%} after {first_time:.1f} {unit}",
         xy=(first_time, best.max()),
-        xytext=(-10 if right_half else 10, -24),
+        xytext=(-10 if right_half else 10, -40),
         textcoords="offset points",
         ha="right" if right_half else "left",
         bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},

@@ -221,6 +221,7 @@ class Optimizer:
 
     def _before_updates(self, step: tf.Tensor) -> None:
         """Hook for per-step (not per-variable) state."""
+        return  # a docstring-only body leaves AutoGraph an empty block it cannot convert
 
     def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
         raise NotImplementedError

@@ -186,8 +186,9 @@ def run_search(options: SearchOptions):
 
     space = load_tune_space(options.space)
     if options.smoke_test:
-        options = SearchOptions(**(asdict(options) | {"samples": 2, "max_epochs": min(options.max_epochs, 2),
-                                                      "grace_period": 1}))
+        options = SearchOptions(
+            **(asdict(options) | {"samples": 2, "max_epochs": min(options.max_epochs, 2), "grace_period": 1})
+        )
         space = {key: value for key, value in space.items() if key != "epochs"}
     fixed = {k: v for k, v in space.items() if not hasattr(v, "sample")}
     splits = load_splits(
@@ -230,23 +231,79 @@ def summarize(results) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     defaults = SearchOptions()
     parser = argparse.ArgumentParser(
-        prog="python -m tune_mlp.search", description=__doc__.split("\n\n")[0],
+        prog="python -m tune_mlp.search",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_flag(parser, "samples", type=int, default=defaults.samples, help="trials to run (default: %(default)s)")
-    add_flag(parser, "space", default=defaults.space, help="search space: file or name in search_spaces/ (default: %(default)s)")
-    add_flag(parser, "max-epochs", type=int, default=defaults.max_epochs, help="ASHA max_t, epochs per trial at most (default: %(default)s)")
-    add_flag(parser, "grace-period", type=int, default=defaults.grace_period, help="ASHA grace period in epochs (default: %(default)s)")
-    add_flag(parser, "reduction-factor", type=int, default=defaults.reduction_factor, help="ASHA reduction factor (default: %(default)s)")
-    add_flag(parser, "cpus-per-trial", type=int, default=defaults.cpus_per_trial, help="CPUs per trial (default: %(default)s)")
-    add_flag(parser, "concurrency", type=int, default=None, help="trials at once (default: cluster CPUs / cpus-per-trial)")
-    add_flag(parser, "initial-points", type=int, default=defaults.initial_points, help="random trials before TPE (default: %(default)s)")
-    add_flag(parser, "max-failures", type=int, default=defaults.max_failures, help="retries of a crashed trial (default: %(default)s)")
-    add_flag(parser, "seed", type=int, default=defaults.seed, help="searcher and data-split seed (default: %(default)s)")
-    add_flag(parser, "storage-path", default=defaults.storage_path, help="results root: a path or s3://, gs:// URI (default: %(default)s)")
+    add_flag(
+        parser,
+        "space",
+        default=defaults.space,
+        help="search space: file or name in search_spaces/ (default: %(default)s)",
+    )
+    add_flag(
+        parser,
+        "max-epochs",
+        type=int,
+        default=defaults.max_epochs,
+        help="ASHA max_t, epochs per trial at most (default: %(default)s)",
+    )
+    add_flag(
+        parser,
+        "grace-period",
+        type=int,
+        default=defaults.grace_period,
+        help="ASHA grace period in epochs (default: %(default)s)",
+    )
+    add_flag(
+        parser,
+        "reduction-factor",
+        type=int,
+        default=defaults.reduction_factor,
+        help="ASHA reduction factor (default: %(default)s)",
+    )
+    add_flag(
+        parser,
+        "cpus-per-trial",
+        type=int,
+        default=defaults.cpus_per_trial,
+        help="CPUs per trial (default: %(default)s)",
+    )
+    add_flag(
+        parser, "concurrency", type=int, default=None, help="trials at once (default: cluster CPUs / cpus-per-trial)"
+    )
+    add_flag(
+        parser,
+        "initial-points",
+        type=int,
+        default=defaults.initial_points,
+        help="random trials before TPE (default: %(default)s)",
+    )
+    add_flag(
+        parser,
+        "max-failures",
+        type=int,
+        default=defaults.max_failures,
+        help="retries of a crashed trial (default: %(default)s)",
+    )
+    add_flag(
+        parser, "seed", type=int, default=defaults.seed, help="searcher and data-split seed (default: %(default)s)"
+    )
+    add_flag(
+        parser,
+        "storage-path",
+        default=defaults.storage_path,
+        help="results root: a path or s3://, gs:// URI (default: %(default)s)",
+    )
     add_flag(parser, "name", default=None, help="experiment name; an existing one is resumed (default: <space>-<time>)")
     add_flag(parser, "resume", action="store_true", help="continue --name, or the newest experiment in --storage-path")
-    add_flag(parser, "address", default=None, help="existing Ray cluster: auto, ray://host:10001 (default: start a local Ray)")
+    add_flag(
+        parser,
+        "address",
+        default=None,
+        help="existing Ray cluster: auto, ray://host:10001 (default: start a local Ray)",
+    )
     add_flag(parser, "wandb-project", default="tune_mlp", help="W&B project (default: %(default)s)")
     add_flag(parser, "no_wandb", action="store_true", help="do not log to W&B")
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
@@ -284,8 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SearchSpaceError, DatasetNotFoundError, DatasetFormatError, ExperimentError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    Path(summary["experiment"], "best.json").write_text(json.dumps(summary, indent=2, default=str) + "\n") \
-        if "://" not in summary["experiment"] else None
+    Path(summary["experiment"], "best.json").write_text(
+        json.dumps(summary, indent=2, default=str) + "\n"
+    ) if "://" not in summary["experiment"] else None
     print(
         f"\nbest trial {summary['trial_id']} (epoch {summary['epoch']}): {METRIC} {summary[METRIC]:.4f}\n"
         f"config: {json.dumps(summary['config'], sort_keys=True, default=str)}\n"

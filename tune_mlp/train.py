@@ -142,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tune_mlp.train", description="Train the MLP once and score its best epoch on the test set."
     )
     add_train_arguments(parser)
-    add_flag(parser, "data-dir", default=None, help="folder with the IDX files (else $TUNE_MLP_DATA_DIR, Debian, Keras cache)")
+    add_flag(
+        parser,
+        "data-dir",
+        default=None,
+        help="folder with the IDX files (else $TUNE_MLP_DATA_DIR, Debian, Keras cache)",
+    )
     add_flag(parser, "output", default=None, help="run folder (default: runs/train-<time>)")
     add_flag(parser, "resume", action="store_true", help="continue the run in --output from its last checkpoint")
     add_flag(parser, "no_wandb", action="store_true", help="do not log to W&B")
@@ -174,8 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if summary["status"] == "diverged":
         epoch = summary["history"][-1]["epoch"]
-        print(f"training diverged at epoch {epoch} (loss is NaN or infinite); try a lower --learning_rate",
-              file=sys.stderr)
+        print(
+            f"training diverged at epoch {epoch} (loss is NaN or infinite); try a lower --learning_rate",
+            file=sys.stderr,
+        )
         return 1
     print(
         f"best epoch {summary['best_epoch']}: val_accuracy {summary['best_val_accuracy']:.4f}, "

@@ -23,9 +23,7 @@ from tune_mlp.model import correct_count, data_loss, forward, init_weights, l2_p
 from tune_mlp.optimizers import make_optimizer
 
 
-def learning_rate_at(
-    step: tf.Tensor, base: float, schedule: str, total_steps: int, warmup_steps: int
-) -> tf.Tensor:
+def learning_rate_at(step: tf.Tensor, base: float, schedule: str, total_steps: int, warmup_steps: int) -> tf.Tensor:
     """Step size at a 0-based step: linear warm-up, then constant or cosine decay to 0."""
     step = tf.cast(step, tf.float32)
     if schedule == "cosine":

@@ -27,6 +27,9 @@ def configure_wandb_mode(say: bool = True) -> str:
         return "online"
     os.environ["WANDB_MODE"] = "offline"
     if say:
-        print("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline. "
-              "Upload later with `wandb sync <run dir>/wandb/offline-run-*`.", flush=True)
+        print(
+            "W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline. "
+            "Upload later with `wandb sync <run dir>/wandb/offline-run-*`.",
+            flush=True,
+        )
     return "offline"
