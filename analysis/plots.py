@@ -117,9 +117,7 @@ def confusion_matrices(
     return paths[0], paths[1]
 
 
-def per_class_accuracy(
-    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: Path | str
-) -> Path:
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: Path | str) -> Path:
     """Sorted per-class accuracy against the overall one: which classes drag the model down."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -139,8 +137,15 @@ def per_class_accuracy(
         ax.text(1.03, y, label, va="center", fontsize=9)
     if not np.isnan(overall):
         ax.axvline(overall, color="#333333", linestyle="--", linewidth=1.2)
-        ax.text(overall, 1.01, f"overall {overall:.1%}", transform=ax.get_xaxis_transform(), ha="center",
-                va="bottom", fontsize=9)
+        ax.text(
+            overall,
+            1.01,
+            f"overall {overall:.1%}",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
     ax.set_xlim(0, 1.25)
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -249,8 +254,15 @@ def learning_curves(histories: pd.DataFrame, trials: pd.DataFrame, path: Path | 
 
     handles = [
         Line2D([], [], color="#1f77b4", linewidth=1.5, label=f"ran its full budget ({n_full})"),
-        Line2D([], [], color="#8c8c8c", linewidth=0.9, marker="x", markeredgecolor="#555555",
-               label=f"stopped early by ASHA ({n_stopped}), × = last epoch"),
+        Line2D(
+            [],
+            [],
+            color="#8c8c8c",
+            linewidth=0.9,
+            marker="x",
+            markeredgecolor="#555555",
+            label=f"stopped early by ASHA ({n_stopped}), × = last epoch",
+        ),
     ]
     if best_id is not None:
         handles.append(Line2D([], [], color=BEST_COLOR, linewidth=3, marker="o", markersize=4, label="best trial"))
@@ -419,14 +431,28 @@ def parallel_coordinates(trials: pd.DataFrame, path: Path | str) -> Path:
             ax.plot(xs, ys, color=NAN_COLOR, linewidth=1.0, linestyle="--", alpha=0.6, zorder=1)
         else:
             best = row == best_row
-            ax.plot(xs, ys, color=cmap(norm(scores[row])), linewidth=3.0 if best else 1.4, alpha=1 if best else 0.8,
-                    zorder=3 if best else 2)
+            ax.plot(
+                xs,
+                ys,
+                color=cmap(norm(scores[row])),
+                linewidth=3.0 if best else 1.4,
+                alpha=1 if best else 0.8,
+                zorder=3 if best else 2,
+            )
     for x, axis in zip(xs, axes_spec, strict=True):
         ax.axvline(x, color="#333333", linewidth=1.0, zorder=0)
         for y, label in axis.ticks:
             ax.plot([x - 0.03, x], [y, y], color="#333333", linewidth=1.0, zorder=4)
-            ax.text(x - 0.05, y, label, ha="right", va="center", fontsize=8, zorder=5,
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.75})
+            ax.text(
+                x - 0.05,
+                y,
+                label,
+                ha="right",
+                va="center",
+                fontsize=8,
+                zorder=5,
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
+            )
     ax.set_xticks(xs)
     ax.set_xticklabels([a.name.replace("_", "\n", 1) if len(a.name) > 12 else a.name for a in axes_spec], fontsize=9.5)
     ax.xaxis.tick_top()
@@ -520,8 +546,15 @@ def loss_comparison(histories_by_loss: dict[str, pd.DataFrame], path: Path | str
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, linewidth=0)
             if stats["mean"].notna().any():
                 last = stats["mean"].dropna()
-                ax.annotate(f"{last.iloc[-1]:.1%}", xy=(last.index[-1], last.iloc[-1]), xytext=(5, 0),
-                            textcoords="offset points", va="center", fontsize=9, color=color)
+                ax.annotate(
+                    f"{last.iloc[-1]:.1%}",
+                    xy=(last.index[-1], last.iloc[-1]),
+                    xytext=(5, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=9,
+                    color=color,
+                )
     for ax, title in zip(axes, ("Validation accuracy", "Training accuracy"), strict=True):
         ax.set_title(title)
         ax.set_xlabel("Epoch")

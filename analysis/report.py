@@ -51,9 +51,8 @@ def _cell(value: object) -> str:
 
 
 def _show_index(table: pd.DataFrame) -> bool:
-    """Print the index only when it carries information (a name, or not the default 0..n-1)."""
-    default = isinstance(table.index, pd.RangeIndex) and table.index.start == 0 and table.index.step == 1
-    return not default or any(name is not None for name in table.index.names)
+    """Print the index only when it carries information: a name, or labels that are not plain row numbers."""
+    return any(name is not None for name in table.index.names) or not pd.api.types.is_integer_dtype(table.index)
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -145,6 +145,9 @@ def test_log_axis_for_learning_rate_and_zero_slot_for_weight_decay(search) -> No
     wd = plots._encode_axis("weight_decay", trials["config/weight_decay"])
     assert (wd.positions[trials["config/weight_decay"].to_numpy() == 0] == 0).all()
     assert "0" in [label for _, label in wd.ticks]
+    # Uniform values that happen to span a decade (dropout 0.01..0.5) stay linear.
+    dropout = pd.Series(np.linspace(0.01, 0.5, 20))
+    assert np.allclose(plots._encode_axis("dropout", dropout).positions, (dropout - 0.01) / 0.49)
 
 
 def test_hyperparameter_importance_ranks_the_driver_first(tmp_path: Path) -> None:

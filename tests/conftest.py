@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny learnable data made here, and the real Fashion-MNIST where installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's servers
+os.environ.setdefault("WANDB_SILENT", "true")
+
+from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def numpy_accuracy(weights: list[np.ndarray], activation: str, x: np.ndarray, y: np.ndarray) -> float:
+    """The MLP's test accuracy in plain numpy, independent of TensorFlow and of tune_mlp.model."""
+    act = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z))}[activation]
+    h = x.astype(np.float64)
+    for i in range(0, len(weights), 2):
+        h = h @ weights[i] + weights[i + 1]
+        if i + 2 < len(weights):
+            h = act(h)
+    return float(np.mean(h.argmax(axis=1) == y))
+
+
+def make_tiny_splits(n_train: int = 1200, n_val: int = 300, n_test: int = 300, seed: int = 0) -> Splits:
+    """Ten Gaussian blobs in 784-d pixel space: learnable in a few epochs, so accuracy is meaningful."""
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0.0, 1.0, size=(10, 784)).astype(np.float32)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, size=n)
+        x = np.clip(centers[y] + rng.normal(0, 0.35, size=(n, 784)), 0, 1).astype(np.float32)
+        return x, y.astype(np.int64)
+
+    (xt, yt), (xv, yv), (xs, ys) = sample(n_train), sample(n_val), sample(n_test)
+    return Splits(xt, yt, xv, yv, xs, ys, CLASS_NAMES["fashion_mnist"], "fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def tiny_splits() -> Splits:
+    return make_tiny_splits()
+
+
+@pytest.fixture(scope="session")
+def fashion_splits() -> Splits:
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+    return load_splits("fashion_mnist", str(FASHION_DIR), 0.1, 0)
