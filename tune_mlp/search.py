@@ -77,7 +77,9 @@ def _init_ray(options: SearchOptions) -> None:
 
     quiet = {} if options.verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
     address = options.address or os.environ.get("RAY_ADDRESS")
-    if address:
+    if ray.is_initialized():
+        pass  # a caller (a test, a notebook) already chose the cluster
+    elif address:
         ray.init(address=address, **quiet)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)

@@ -1,0 +1,159 @@
+"""The search on a real local Ray with real HyperOpt, ASHA and wandb (offline)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from conftest import FASHION_DIR
+
+from tune_mlp.checkpoint import load_checkpoint
+from tune_mlp.results import best_checkpoint, load_results
+from tune_mlp.search import SearchOptions, run_search, summarize
+from tune_mlp.trainable import CRASH_ONCE_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_SPACE = """
+parameters:
+  num_layers: {value: 1}
+  hidden_size: {values: [16, 32]}
+  batch_size: {value: 256}
+  learning_rate: {distribution: log_uniform_values, min: 0.001, max: 0.01}
+"""
+
+pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def write_space(path: Path, text: str = TINY_SPACE) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def search_cli(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, **popen,
+    )
+
+
+def reported_epochs(trial_dir: Path) -> list[int]:
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+def test_smoke_search_with_wandb_offline_gives_a_loadable_best_checkpoint(local_ray, tmp_path) -> None:
+    options = SearchOptions(
+        smoke_test=True, storage_path=str(tmp_path), name="smoke", wandb_project="tune_mlp_tests",
+    )
+    results = run_search(options)
+    assert len(results) == 2 and not results.errors
+    summary = summarize(results)
+    best = load_checkpoint(summary["checkpoint"])
+    assert best.metrics["val_accuracy"] == pytest.approx(summary["val_accuracy"])
+    assert summary["val_accuracy"] > 0.3  # chance is 0.1
+    every_epoch = [m["val_accuracy"] for r in results for m in r.metrics_dataframe.to_dict("records")]
+    assert summary["val_accuracy"] == pytest.approx(max(every_epoch))
+    assert list(tmp_path.rglob("offline-run-*")), "WandbLoggerCallback wrote no offline run"
+
+
+def test_nan_trial_is_stopped_and_the_search_goes_on(local_ray, tmp_path) -> None:
+    space = write_space(tmp_path / "nan.yaml", """
+parameters:
+  num_layers: {value: 2}
+  hidden_size: {value: 16}
+  batch_size: {value: 256}
+  optimizer: {value: sgd}
+  learning_rate: {values: [1000000.0, 0.05]}
+""")
+    results = run_search(SearchOptions(samples=4, space=space, max_epochs=3, grace_period=3, initial_points=4,
+                                       storage_path=str(tmp_path), name="nan", wandb_project=None, seed=3))
+    assert len(results) == 4 and not results.errors
+    diverged = [r for r in results if r.metrics.get("diverged")]
+    healthy = [r for r in results if not r.metrics.get("diverged")]
+    assert diverged and healthy, [r.config for r in results]
+    assert all(math.isnan(r.metrics["val_accuracy"]) for r in diverged)
+    assert all(r.metrics["epoch"] == 3 for r in healthy)
+    assert best_checkpoint(results).config["learning_rate"] == 0.05
+
+
+def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
+    marker = tmp_path / "crashed"
+    space = write_space(tmp_path / "space.yaml")
+    proc = search_cli("--samples", "1", "--space", space, "--max-epochs", "3", "--no_wandb",
+                      "--storage-path", str(tmp_path), "--name", "crash", env={CRASH_ONCE_ENV: str(marker)})
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert marker.exists(), "the injected crash did not happen"
+    (trial_dir,) = [p for p in (tmp_path / "crash").iterdir() if p.name.startswith("trial_")]
+    assert reported_epochs(trial_dir) == [1, 2, 3]  # resumed after epoch 1, not restarted from scratch
+    results = load_results(tmp_path / "crash")
+    assert [r.metrics["epoch"] for r in results] == [3] and not results.errors
+
+
+def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp_path) -> None:
+    space = write_space(tmp_path / "space.yaml")
+    args = ["--samples", "6", "--space", space, "--max-epochs", "4", "--grace-period", "4", "--no_wandb",
+            "--storage-path", str(tmp_path), "--name", "killed", "--concurrency", "2"]
+    proc = search_cli(*args, start_new_session=True)
+    experiment = tmp_path / "killed"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        done = [p for p in experiment.glob("trial_*/result.json") if len(p.read_text().splitlines()) >= 2]
+        if list(experiment.glob("experiment_state-*.json")) and done:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the search never reported")
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+
+    rerun = search_cli(*args)
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out[-3000:]
+    assert "resuming experiment" in out
+    results = load_results(experiment)
+    assert len(results) == 6 and not results.errors
+    assert all(r.metrics["epoch"] == 4 for r in results)
+    for trial_dir in experiment.glob("trial_*"):
+        epochs = reported_epochs(trial_dir)
+        assert epochs == sorted(set(epochs)), f"{trial_dir.name} re-ran epochs: {epochs}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("parameters:\n  learning_rat: {values: [0.1]}\n", "parameters.learning_rat: unknown hyperparameter"),
+        ("parameters:\n  optimizer: {values: [adam, adamw]}\n", "parameters.optimizer: invalid choice 'adamw'"),
+        ("parameters:\n  learning_rate: {min: 0.1, max: 0.01}\n", "'min' (0.1) must be smaller than 'max' (0.01)"),
+        ("parameters:\n  dropout: {distribution: beta, min: 0, max: 1}\n", "unknown distribution 'beta'"),
+        ("parameters: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_space_file_gets_a_clear_error_before_ray_starts(tmp_path, text: str, message: str) -> None:
+    space = write_space(tmp_path / "bad.yaml", text)
+    proc = search_cli("--space", space, "--no_wandb", "--storage-path", str(tmp_path))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert message in out and space in out
+    assert "Traceback" not in out
+
+
+def test_bad_cli_values_are_named(tmp_path) -> None:
+    proc = search_cli("--samples", "0", "--no_wandb")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--samples" in out and "0" in out
