@@ -54,7 +54,7 @@ def load_results(experiment_dir: str | Path) -> tune.ResultGrid:
         local = Path(path).expanduser()
         if not local.exists():
             raise ExperimentError(f"{local} does not exist: give the experiment folder, e.g. ray_results/<name>")
-        if not tune.Tuner.can_restore(str(local.resolve())):
+        if not local.is_dir() or not list(local.glob("experiment_state-*.json")):
             raise ExperimentError(
                 f"{local} is not a Ray Tune experiment (no experiment_state-*.json): give the folder that "
                 "`python -m tune_mlp.search` printed, e.g. ray_results/<name>"
