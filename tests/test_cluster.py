@@ -238,7 +238,9 @@ def test_search_job_spreads_trials_over_both_nodes(cluster: Cluster, smoke_job: 
         assert all(row.get("node_id") for row in rows), f"{path}: a row without node_id"
         seen |= {row["node_id"] for row in rows}
     # Two concurrent 1-CPU trials on two 1-CPU nodes cannot share a node.
-    assert set(cluster.node_ids) <= seen, f"cluster nodes {cluster.node_ids}, trials ran on {sorted(seen)}"
+    assert set(cluster.node_ids) <= seen, (
+        f"cluster nodes {cluster.node_ids}, trials ran on {sorted(seen)}; job logs:\n{smoke_job.logs[-8000:]}"
+    )
     assert "2 Ray nodes share this run" in smoke_job.logs  # the driver warns about the node-local storage path
 
 

@@ -1,0 +1,103 @@
+"""The study's transfer experiment: three configurations recommended by the Fashion-MNIST search, on MNIST.
+
+    python -m analysis.mnist_configs --out reports/mnist_configs [--experiment ray_results/NAME] [--data-dir DIR]
+
+With ``--experiment`` the three best trials of that search are used, else
+``analysis/recommended_configs.yaml``. MNIST is found like every data set (``--data-dir``,
+``$TUNE_MLP_DATA_DIR``, the Keras cache, a download when online); no package registry has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tune_mlp.cli import add_flag
+from tune_mlp.config import METRIC, TrainConfig
+
+RECOMMENDED = Path(__file__).with_name("recommended_configs.yaml")
+
+
+def recommended_configs(experiment: str | None = None, count: int = 3) -> dict[str, TrainConfig]:
+    """Named configs: the best trials of an experiment, or the checked-in recommendations."""
+    if experiment:
+        from analysis.experiment import load_experiment
+        from tune_mlp.trainable import trial_config
+
+        trials = load_experiment(experiment).trials.sort_values(METRIC, ascending=False).head(count)
+        configs = {}
+        for _, row in trials.iterrows():
+            values = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
+            epochs = int(row["epochs"])
+            configs[f"trial {row['trial_id']}"] = trial_config({**values, "epochs": epochs}, epochs)
+        return configs
+    entries = yaml.safe_load(RECOMMENDED.read_text())
+    return {entry.pop("name"): TrainConfig.from_dict(entry) for entry in entries}
+
+
+def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | None, progress: bool) -> dict[str, Any]:
+    import pandas as pd
+
+    from analysis.report import Section, write_report
+    from analysis.training_runs import train_and_score
+    from tune_mlp.data import load_splits
+
+    first = replace(next(iter(configs.values())), dataset="mnist")
+    splits = load_splits("mnist", data_dir, first.val_fraction, first.seed)  # fails here, once, if MNIST is missing
+    results = {}
+    for index, (name, config) in enumerate(configs.items()):
+        run = train_and_score(replace(config, dataset="mnist"), splits, out / f"config_{index + 1}", progress)
+        results[name] = {
+            "test_accuracy": run.get("test_accuracy"),
+            "best_val_accuracy": run.get("best_val_accuracy"),
+            "config": replace(config, dataset="mnist").to_dict(),
+        }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = pd.DataFrame(
+        {name: {"test_accuracy": r["test_accuracy"], "best_val_accuracy": r["best_val_accuracy"],
+                **{k: r["config"][k] for k in ("num_layers", "hidden_size", "activation", "optimizer",
+                                               "learning_rate", "batch_size", "dropout", "epochs")}}
+         for name, r in results.items()}
+    ).T.rename_axis("configuration")
+    text = ("Three configurations recommended by the Fashion-MNIST search, trained unchanged on MNIST "
+            "(60,000 handwritten digits). MNIST is the easier task, so the same networks score higher on it.")
+    write_report(out, "Fashion-MNIST configurations on MNIST", [Section("MNIST", text, table)])
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.mnist_configs", description=__doc__.split("\n\n")[0])
+    add_flag(parser, "experiment", default=None, help="take the three best trials of this search")
+    add_flag(parser, "out", default="reports/mnist_configs", help="output folder (default: %(default)s)")
+    add_flag(parser, "data-dir", default=None, help="folder with MNIST's IDX files (or mnist.npz)")
+    add_flag(parser, "epochs", type=int, default=None, help="override every config's epochs")
+    add_flag(parser, "no_progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"argument --epochs: invalid value {args.epochs} (must be >= 1)")
+    from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
+    from tune_mlp.results import ExperimentError
+
+    try:
+        configs = recommended_configs(args.experiment)
+        if args.epochs:
+            configs = {name: replace(config, epochs=args.epochs) for name, config in configs.items()}
+        results = run_on_mnist(configs, Path(args.out), args.data_dir, not args.no_progress)
+    except (DatasetNotFoundError, DatasetFormatError, ExperimentError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, result in results.items():
+        print(f"{name:>22}: MNIST test_accuracy {result['test_accuracy']:.4f}")
+    print(f"wrote {Path(args.out) / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
