@@ -1,6 +1,6 @@
 """Report on a search: the best epoch of all trials, scored on the test set, with pictures.
 
-    python -m analysis ray_results/NAME [--out DIR]
+python -m analysis ray_results/NAME [--out DIR]
 """
 
 from __future__ import annotations

@@ -79,18 +79,24 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test,
             f"Rows are the true class, columns the prediction. The weakest class is **{worst}** "
             f"(recall {classes.loc[worst, 'recall']:.2f}).",
             classes,
-            [confusion, confusion_normalized,
-             plots.per_class_accuracy(splits.y_test, test.predictions, names, out_dir / "per_class_accuracy.png"),
-             plots.sample_predictions(splits.x_test, splits.y_test, test.predictions, names,
-                                      out_dir / "sample_predictions.png")],
+            [
+                confusion,
+                confusion_normalized,
+                plots.per_class_accuracy(splits.y_test, test.predictions, names, out_dir / "per_class_accuracy.png"),
+                plots.sample_predictions(
+                    splits.x_test, splits.y_test, test.predictions, names, out_dir / "sample_predictions.png"
+                ),
+            ],
         ),
         Section(
             "The search",
             "Validation accuracy of every trial by epoch (trials ASHA stopped early end in ×), and the best "
             "score found so far against wall time.",
             trial_table.set_index("trial_id"),
-            [plots.learning_curves(experiment.histories, experiment.trials, out_dir / "learning_curves.png"),
-             plots.best_so_far(experiment.histories, out_dir / "best_so_far.png")],
+            [
+                plots.learning_curves(experiment.histories, experiment.trials, out_dir / "learning_curves.png"),
+                plots.best_so_far(experiment.histories, out_dir / "best_so_far.png"),
+            ],
         ),
         Section(
             "Which hyperparameters mattered",

@@ -50,8 +50,11 @@ def compare_losses(config: Any, out: Path, data_dir: str | None = None, progress
         f"Cross-entropy reaches test accuracy **{ce['test_accuracy']:.4f}**, MSE **{mse['test_accuracy']:.4f}**: "
         f"here cross-entropy {verdict} MSE.\n\n{WHY}"
     )
-    write_report(out, "Cross-entropy vs MSE", [Section("Cross-entropy vs MSE", text,
-                                                          pd.DataFrame(results).T.rename_axis("loss"), [figure])])
+    write_report(
+        out,
+        "Cross-entropy vs MSE",
+        [Section("Cross-entropy vs MSE", text, pd.DataFrame(results).T.rename_axis("loss"), [figure])],
+    )
     return results
 
 

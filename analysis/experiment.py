@@ -42,22 +42,32 @@ def load_experiment(experiment_dir: str) -> Experiment:
     for result in results:
         frame = result.metrics_dataframe
         if frame is None or frame.empty or METRIC not in frame:
-            rows.append({"trial_id": result.path.rsplit("_", 1)[-1], "status": trial_status({}, result.error),
-                         "stopped_early": False, METRIC: math.nan, "epochs": 0, "training_seconds": 0.0,
-                         **{f"config/{k}": v for k, v in result.config.items()}})
+            rows.append(
+                {
+                    "trial_id": result.path.rsplit("_", 1)[-1],
+                    "status": trial_status({}, result.error),
+                    "stopped_early": False,
+                    METRIC: math.nan,
+                    "epochs": 0,
+                    "training_seconds": 0.0,
+                    **{f"config/{k}": v for k, v in result.config.items()},
+                }
+            )
             continue
         last = frame.iloc[-1].to_dict()
         status = trial_status(last, result.error)
         best = frame[METRIC].max() if MODE == "max" else frame[METRIC].min()
-        rows.append({
-            "trial_id": last["trial_id"],
-            "status": status,
-            "stopped_early": status == "stopped early",
-            METRIC: best,
-            "epochs": int(last["epoch"]),
-            "training_seconds": float(last.get("time_total_s", frame["epoch_seconds"].sum())),
-            **{f"config/{k}": v for k, v in result.config.items()},
-        })
+        rows.append(
+            {
+                "trial_id": last["trial_id"],
+                "status": status,
+                "stopped_early": status == "stopped early",
+                METRIC: best,
+                "epochs": int(last["epoch"]),
+                "training_seconds": float(last.get("time_total_s", frame["epoch_seconds"].sum())),
+                **{f"config/{k}": v for k, v in result.config.items()},
+            }
+        )
         histories.append(frame.assign(wall_time=frame["timestamp"].astype(float)))
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=HISTORY_COLUMNS)
     if not history.empty:  # seconds since the first trial started

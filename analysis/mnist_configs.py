@@ -61,13 +61,31 @@ def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | Non
         }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = pd.DataFrame(
-        {name: {"test_accuracy": r["test_accuracy"], "best_val_accuracy": r["best_val_accuracy"],
-                **{k: r["config"][k] for k in ("num_layers", "hidden_size", "activation", "optimizer",
-                                               "learning_rate", "batch_size", "dropout", "epochs")}}
-         for name, r in results.items()}
+        {
+            name: {
+                "test_accuracy": r["test_accuracy"],
+                "best_val_accuracy": r["best_val_accuracy"],
+                **{
+                    k: r["config"][k]
+                    for k in (
+                        "num_layers",
+                        "hidden_size",
+                        "activation",
+                        "optimizer",
+                        "learning_rate",
+                        "batch_size",
+                        "dropout",
+                        "epochs",
+                    )
+                },
+            }
+            for name, r in results.items()
+        }
     ).T.rename_axis("configuration")
-    text = ("Three configurations recommended by the Fashion-MNIST search, trained unchanged on MNIST "
-            "(60,000 handwritten digits). MNIST is the easier task, so the same networks score higher on it.")
+    text = (
+        "Three configurations recommended by the Fashion-MNIST search, trained unchanged on MNIST "
+        "(60,000 handwritten digits). MNIST is the easier task, so the same networks score higher on it."
+    )
     write_report(out, "Fashion-MNIST configurations on MNIST", [Section("MNIST", text, table)])
     return results
 

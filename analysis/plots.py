@@ -25,6 +25,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 DPI = 110
 CONFIG_PREFIX = "config/"
 from tune_mlp.config import METRIC  # noqa: E402  (named once, for searcher, scheduler and plots)
+
 CORRECT_COLOR = "#2e7d32"
 WRONG_COLOR = "#c62828"
 BEST_COLOR = "#d62728"

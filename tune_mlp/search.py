@@ -107,9 +107,14 @@ def _tuner(options: SearchOptions, name: str, trainable: Any, space: dict[str, A
     if options.resume:
         raise SystemExit(f"error: --resume: {path} is not a Tune experiment that can be resumed")
     concurrency = options.concurrency or max(1, int(_cluster_cpus() // options.cpus_per_trial))
-    searcher = HyperOptSearch(
-        n_initial_points=min(options.initial_points, options.samples), random_state_seed=options.seed
-    )
+    searcher = None  # HyperOpt cannot sample a space of constants: then Tune repeats the one config
+    if any(hasattr(value, "sample") for value in space.values()):
+        searcher = ConcurrencyLimiter(
+            HyperOptSearch(
+                n_initial_points=min(options.initial_points, options.samples), random_state_seed=options.seed
+            ),
+            max_concurrent=concurrency,
+        )
     scheduler = ASHAScheduler(
         time_attr="epoch",
         max_t=options.max_epochs,
@@ -122,7 +127,8 @@ def _tuner(options: SearchOptions, name: str, trainable: Any, space: dict[str, A
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+            search_alg=searcher,
+            max_concurrent_trials=None if searcher else concurrency,
             scheduler=scheduler,
             num_samples=options.samples,
             reuse_actors=True,  # keep TensorFlow imported and warm between trials
