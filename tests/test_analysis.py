@@ -21,8 +21,16 @@ from tune_mlp.data import load_dataset
 from tune_mlp.search import SearchOptions, run_search
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
-PNGS = ["confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png", "sample_predictions.png",
-        "learning_curves.png", "best_so_far.png", "parallel_coordinates.png", "importance.png"]
+PNGS = [
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "per_class_accuracy.png",
+    "sample_predictions.png",
+    "learning_curves.png",
+    "best_so_far.png",
+    "parallel_coordinates.png",
+    "importance.png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +40,21 @@ def experiment(tmp_path_factory) -> Path:
     try:
         run_search(SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="smoke", wandb_project=None))
         space = root / "nan.yaml"
-        space.write_text("parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
-                         "  batch_size: {value: 256}\n  optimizer: {value: sgd}\n  learning_rate: {value: 1000000.0}\n")
-        run_search(SearchOptions(samples=1, space=str(space), max_epochs=2, storage_path=str(root), name="all-nan",
-                                 wandb_project=None, data_dir=str(FASHION_DIR)))
+        space.write_text(
+            "parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
+            "  batch_size: {value: 256}\n  optimizer: {value: sgd}\n  learning_rate: {value: 1000000.0}\n"
+        )
+        run_search(
+            SearchOptions(
+                samples=1,
+                space=str(space),
+                max_epochs=2,
+                storage_path=str(root),
+                name="all-nan",
+                wandb_project=None,
+                data_dir=str(FASHION_DIR),
+            )
+        )
     finally:
         ray.shutdown()
     return root
@@ -122,8 +141,12 @@ def test_a_checkpoint_whose_config_does_not_match_its_weights(experiment, analys
 def test_compare_losses_trains_both_and_reports(tmp_path) -> None:
     data_dir = write_fake_dataset(tmp_path / "data", n_train=300, n_test=60)
     out = tmp_path / "out"
-    assert compare_main(["--data-dir", str(data_dir), "--epochs", "2", "--hidden_size", "8", "--no-progress",
-                         "--out", str(out)]) == 0
+    assert (
+        compare_main(
+            ["--data-dir", str(data_dir), "--epochs", "2", "--hidden_size", "8", "--no-progress", "--out", str(out)]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())["results"]
     assert set(results) == {"cross_entropy", "mse"}
     assert "Why cross-entropy wins" in (out / "report.md").read_text()

@@ -39,7 +39,9 @@ def test_losses_against_numpy() -> None:
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     expected_ce = -np.mean(np.log(probs[np.arange(6), labels]))
     expected_mse = np.mean(((probs - np.eye(10)[labels]) ** 2).sum(axis=1))
-    assert float(data_loss(tf.constant(logits), tf.constant(labels), "cross_entropy")) == pytest.approx(expected_ce, 1e-5)
+    assert float(data_loss(tf.constant(logits), tf.constant(labels), "cross_entropy")) == pytest.approx(
+        expected_ce, 1e-5
+    )
     assert float(data_loss(tf.constant(logits), tf.constant(labels), "mse")) == pytest.approx(expected_mse, 1e-5)
 
 

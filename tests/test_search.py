@@ -46,8 +46,13 @@ def write_space(path: Path, text: str = TINY_SPACE) -> str:
 
 def search_cli(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, **popen,
+        [sys.executable, "-m", "tune_mlp.search", *args],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        **popen,
     )
 
 
@@ -58,7 +63,10 @@ def reported_epochs(trial_dir: Path) -> list[int]:
 
 def test_smoke_search_with_wandb_offline_gives_a_loadable_best_checkpoint(local_ray, tmp_path) -> None:
     options = SearchOptions(
-        smoke_test=True, storage_path=str(tmp_path), name="smoke", wandb_project="tune_mlp_tests",
+        smoke_test=True,
+        storage_path=str(tmp_path),
+        name="smoke",
+        wandb_project="tune_mlp_tests",
     )
     results = run_search(options)
     assert len(results) == 2 and not results.errors
@@ -72,16 +80,30 @@ def test_smoke_search_with_wandb_offline_gives_a_loadable_best_checkpoint(local_
 
 
 def test_nan_trial_is_stopped_and_the_search_goes_on(local_ray, tmp_path) -> None:
-    space = write_space(tmp_path / "nan.yaml", """
+    space = write_space(
+        tmp_path / "nan.yaml",
+        """
 parameters:
   num_layers: {value: 2}
   hidden_size: {value: 16}
   batch_size: {value: 256}
   optimizer: {value: sgd}
   learning_rate: {values: [1000000.0, 0.05]}
-""")
-    results = run_search(SearchOptions(samples=4, space=space, max_epochs=3, grace_period=3, initial_points=4,
-                                       storage_path=str(tmp_path), name="nan", wandb_project=None, seed=3))
+""",
+    )
+    results = run_search(
+        SearchOptions(
+            samples=4,
+            space=space,
+            max_epochs=3,
+            grace_period=3,
+            initial_points=4,
+            storage_path=str(tmp_path),
+            name="nan",
+            wandb_project=None,
+            seed=3,
+        )
+    )
     assert len(results) == 4 and not results.errors
     diverged = [r for r in results if r.metrics.get("diverged")]
     healthy = [r for r in results if not r.metrics.get("diverged")]
@@ -94,8 +116,20 @@ parameters:
 def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
     marker = tmp_path / "crashed"
     space = write_space(tmp_path / "space.yaml")
-    proc = search_cli("--samples", "1", "--space", space, "--max-epochs", "3", "--no_wandb",
-                      "--storage-path", str(tmp_path), "--name", "crash", env={CRASH_ONCE_ENV: str(marker)})
+    proc = search_cli(
+        "--samples",
+        "1",
+        "--space",
+        space,
+        "--max-epochs",
+        "3",
+        "--no_wandb",
+        "--storage-path",
+        str(tmp_path),
+        "--name",
+        "crash",
+        env={CRASH_ONCE_ENV: str(marker)},
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
     assert marker.exists(), "the injected crash did not happen"
@@ -107,8 +141,23 @@ def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
 
 def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp_path) -> None:
     space = write_space(tmp_path / "space.yaml")
-    args = ["--samples", "6", "--space", space, "--max-epochs", "4", "--grace-period", "4", "--no_wandb",
-            "--storage-path", str(tmp_path), "--name", "killed", "--concurrency", "2"]
+    args = [
+        "--samples",
+        "6",
+        "--space",
+        space,
+        "--max-epochs",
+        "4",
+        "--grace-period",
+        "4",
+        "--no_wandb",
+        "--storage-path",
+        str(tmp_path),
+        "--name",
+        "killed",
+        "--concurrency",
+        "2",
+    ]
     proc = search_cli(*args, start_new_session=True)
     experiment = tmp_path / "killed"
     deadline = time.time() + 180

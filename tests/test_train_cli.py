@@ -52,11 +52,17 @@ def test_both_spellings_and_study_defaults() -> None:
     assert vars(underscore) == vars(hyphen)
     defaults = parser.parse_args([])
     assert (defaults.num_layers, defaults.hidden_size, defaults.activation, defaults.weight_init) == (
-        3, 128, "relu", "xavier",
+        3,
+        128,
+        "relu",
+        "xavier",
     )
     assert (defaults.optimizer, defaults.learning_rate, defaults.batch_size, defaults.epochs) == ("adam", 0.001, 32, 10)
     assert (defaults.weight_decay, defaults.loss, defaults.dataset, defaults.no_wandb) == (
-        0.0, "cross_entropy", "fashion_mnist", False,
+        0.0,
+        "cross_entropy",
+        "fashion_mnist",
+        False,
     )
 
 
@@ -70,8 +76,22 @@ def test_missing_data_is_one_clear_message(tmp_path) -> None:
 def test_run_on_tiny_idx_files_writes_metrics_and_best_checkpoint(tmp_path) -> None:
     data_dir = write_fake_dataset(tmp_path / "data", n_train=400, n_test=100)
     out = tmp_path / "run"
-    code = main(["--data-dir", str(data_dir), "--epochs", "3", "--batch_size", "32", "--hidden_size", "16",
-                 "--no_wandb", "--no-progress", "--output", str(out)])
+    code = main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "--epochs",
+            "3",
+            "--batch_size",
+            "32",
+            "--hidden_size",
+            "16",
+            "--no_wandb",
+            "--no-progress",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"history", "best_val_accuracy", "test_accuracy", "test_loss", "samples_per_second"} <= set(metrics)
@@ -89,8 +109,18 @@ def test_wandb_offline_without_a_key(tmp_path, monkeypatch) -> None:
     data_dir = write_fake_dataset(tmp_path / "data", n_train=200, n_test=50)
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("WANDB")}
     env["HOME"] = str(tmp_path)  # no ~/.netrc key
-    result = run_cli("--data-dir", str(data_dir), "--epochs", "1", "--hidden_size", "8", "--no-progress",
-                     "--output", str(tmp_path / "run"), env=env)
+    result = run_cli(
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        "1",
+        "--hidden_size",
+        "8",
+        "--no-progress",
+        "--output",
+        str(tmp_path / "run"),
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "logging offline" in result.stdout
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
@@ -102,8 +132,18 @@ def test_study_command_reaches_087_on_fashion_mnist(tmp_path) -> None:
     if not FASHION_DIR.is_dir():
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
     out = tmp_path / "run"
-    result = run_cli("--epochs", "10", "--batch_size", "64", "--weight_decay", "0.0005", "--no_wandb",
-                     "--no-progress", "--output", str(out))
+    result = run_cli(
+        "--epochs",
+        "10",
+        "--batch_size",
+        "64",
+        "--weight_decay",
+        "0.0005",
+        "--no_wandb",
+        "--no-progress",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.870

@@ -208,6 +208,8 @@ def run_search(options: SearchOptions):
     )
     name = experiment_name(options)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table, trimmed by our CLIReporter
+    # Keeping the best 3 checkpoints forces a state snapshot per epoch; it costs ~10 ms, so the warning is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _init_ray(options)
     trainable = tune.with_resources(
         tune.with_parameters(
