@@ -198,19 +198,34 @@ class JobRun:
     experiment: Path
 
 
+# Trials long enough (~5 s an epoch on one core) that the second trial's actor is up before the first trial
+# ends: with reuse_actors=True, Tune hands a still-starting trial the first trial's idle actor, so two
+# 2-epoch trials of the default space (~3 s each) both ran on one node when actor start-up took ~10 s.
+SLOW_SMOKE_SPACE = """\
+parameters:
+  num_layers: {value: 4}
+  hidden_size: {value: 2048}
+  batch_size: {value: 16}
+  optimizer: {value: adam}
+  learning_rate: {values: [0.001, 0.0003]}
+"""
+
+
 @pytest.fixture(scope="module")
 def smoke_job(cluster: Cluster) -> JobRun:
     """`python -m tune_mlp.search --smoke-test` submitted through the job API, with the repo as working_dir."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     results = cluster.tmp / "results"
+    space = cluster.tmp / "slow_smoke_space.yaml"
+    space.write_text(SLOW_SMOKE_SPACE)
     runtime_env = yaml.safe_load((REPO / "scripts" / "runtime_env.yaml").read_text())  # what submit.sh sends
     runtime_env["working_dir"] = str(REPO)
     client = JobSubmissionClient(cluster.dashboard_url, headers={"Authorization": f"Bearer {cluster.token}"})
     job_id = client.submit_job(
         entrypoint=(
             "python -m tune_mlp.search --address auto --smoke-test --no_wandb "
-            f"--storage-path {results} --name cluster-smoke --concurrency 2"
+            f"--storage-path {results} --name cluster-smoke --concurrency 2 --space {space}"
         ),
         runtime_env=runtime_env,
         submission_id=f"cluster-smoke-{uuid.uuid4().hex[:8]}",

@@ -93,7 +93,9 @@ def _init_ray(options: SearchOptions) -> None:
         )
 
 
-def _tuner(options: SearchOptions, name: str, trainable: Any, space: dict[str, Any]):
+def _tuner(
+    options: SearchOptions, name: str, trainable: Any, space: dict[str, Any], start_points: list[dict[str, Any]]
+):
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -111,7 +113,9 @@ def _tuner(options: SearchOptions, name: str, trainable: Any, space: dict[str, A
     if any(hasattr(value, "sample") for value in space.values()):
         searcher = ConcurrencyLimiter(
             HyperOptSearch(
-                n_initial_points=min(options.initial_points, options.samples), random_state_seed=options.seed
+                points_to_evaluate=start_points or None,
+                n_initial_points=min(options.initial_points, options.samples),
+                random_state_seed=options.seed,
             ),
             max_concurrent=concurrency,
         )
@@ -189,15 +193,18 @@ def run_search(options: SearchOptions):
     from ray import tune
 
     from tune_mlp.data import load_splits
-    from tune_mlp.search_space import load_tune_space
+    from tune_mlp.search_space import load_space
     from tune_mlp.trainable import train_mlp
 
-    space = load_tune_space(options.space)
+    space_file = load_space(options.space)
+    space = space_file.tune_space()
+    start_points = space_file.points_to_evaluate
     if options.smoke_test:
         options = SearchOptions(
             **(asdict(options) | {"samples": 2, "max_epochs": min(options.max_epochs, 2), "grace_period": 1})
         )
         space = {key: value for key, value in space.items() if key != "epochs"}
+        start_points = []
     fixed = {k: v for k, v in space.items() if not hasattr(v, "sample")}
     splits = load_splits(
         fixed.get("dataset", "fashion_mnist"),
@@ -217,7 +224,7 @@ def run_search(options: SearchOptions):
         ),
         {"cpu": options.cpus_per_trial},
     )
-    tuner = _tuner(options, name, trainable, space)
+    tuner = _tuner(options, name, trainable, space, start_points)
     return tuner.fit()
 
 

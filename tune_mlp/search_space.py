@@ -1,14 +1,16 @@
 """Search spaces as data: YAML in the W&B sweep ``parameters:`` syntax, turned into a Tune space here.
 
 An existing W&B sweep file works as is (``method``/``metric`` are ignored: HyperOpt and
-``val_accuracy`` decide those). A malformed file is an error naming the file, the key and
-what is wrong, before Ray starts.
+``val_accuracy`` decide those). One key of our own, ``points_to_evaluate:``, lists complete
+configs HyperOpt tries first (a known-good start, e.g. the study's best run). A malformed file is
+an error naming the file, the key and what is wrong, before Ray starts.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,46 @@ def resolve_space_path(name_or_path: str) -> Path:
     raise SearchSpaceError(f"search space {name_or_path!r} not found: no such file, and not one of: {known}")
 
 
+@dataclass(frozen=True)
+class SearchSpace:
+    path: Path
+    parameters: dict[str, dict[str, Any]]  # checked, W&B sweep syntax
+    points_to_evaluate: list[dict[str, Any]]  # configs to try before sampling
+
+    def tune_space(self) -> dict[str, Any]:
+        return to_tune_space(self.parameters)
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    path = resolve_space_path(name_or_path)
+    parameters = load_space_file(name_or_path)
+    document = yaml.safe_load(path.read_text())
+    points = document.get("points_to_evaluate", []) if isinstance(document, dict) else []
+    if not isinstance(points, list):
+        raise SearchSpaceError(f"{path}: points_to_evaluate must be a list of configs, got {points!r}")
+    for index, point in enumerate(points):
+        _check_point(path, index, point, parameters)
+    return SearchSpace(path, parameters, points)
+
+
+def _check_point(path: Path, index: int, point: Any, parameters: dict[str, dict[str, Any]]) -> None:
+    """A start point must set every sampled parameter to a value the space can produce."""
+    where = f"{path}: points_to_evaluate[{index}]"
+    if not isinstance(point, dict):
+        raise SearchSpaceError(f"{where}: expected a mapping of hyperparameter values, got {point!r}")
+    sampled = {key for key, spec in parameters.items() if _distribution(key, spec) != "constant"}
+    for key in sorted(set(point) - sampled):
+        raise SearchSpaceError(f"{where}.{key}: not a sampled parameter of this space")
+    for key in sorted(sampled - set(point)):
+        raise SearchSpaceError(f"{where}: missing a value for {key!r} (every sampled parameter needs one)")
+    for key, value in point.items():
+        spec = parameters[key]
+        if "values" in spec and value not in spec["values"]:
+            raise SearchSpaceError(f"{where}.{key}: {value!r} is not one of {spec['values']}")
+        if "min" in spec and not (spec["min"] <= value <= spec["max"]):
+            raise SearchSpaceError(f"{where}.{key}: {value!r} is outside [{spec['min']}, {spec['max']}]")
+
+
 def load_space_file(name_or_path: str) -> dict[str, dict[str, Any]]:
     """The checked ``parameters`` mapping of a space file."""
     path = resolve_space_path(name_or_path)
@@ -56,7 +98,7 @@ def load_space_file(name_or_path: str) -> dict[str, dict[str, Any]]:
         raise SearchSpaceError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(document, dict):
         raise SearchSpaceError(f"{path}: expected a mapping with a 'parameters:' key, got {type(document).__name__}")
-    parameters = document.get("parameters", document)
+    parameters = document.get("parameters", {k: v for k, v in document.items() if k != "points_to_evaluate"})
     if not isinstance(parameters, dict) or not parameters:
         raise SearchSpaceError(f"{path}: 'parameters' must be a non-empty mapping of hyperparameter names")
     for key, spec in parameters.items():
@@ -154,7 +196,3 @@ def to_tune_space(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
         elif kind == "normal":
             space[key] = tune.randn(spec["mu"], spec["sigma"])
     return space
-
-
-def load_tune_space(name_or_path: str) -> dict[str, Any]:
-    return to_tune_space(load_space_file(name_or_path))
