@@ -151,3 +151,25 @@ def test_study_command_reaches_087_on_fashion_mnist(tmp_path) -> None:
     (_, _), (x_test, y_test) = load_dataset("fashion_mnist")
     assert numpy_accuracy(checkpoint.weights, "relu", x_test, y_test) == pytest.approx(metrics["test_accuracy"])
     assert np.isfinite(metrics["samples_per_second"]) and metrics["samples_per_second"] > 10_000
+
+
+def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, tiny_splits) -> None:
+    from tune_mlp.checkpoint import save_checkpoint
+    from tune_mlp.config import TrainConfig
+    from tune_mlp.train import BEST_DIR, LAST_DIR, RunOptions, run_training
+    from tune_mlp.trainer import Trainer
+
+    config = TrainConfig(num_layers=1, hidden_size=16, batch_size=50, epochs=3, lr_schedule="cosine")
+    straight = run_training(config, RunOptions(output=tmp_path / "a", progress=False), splits=tiny_splits)
+
+    interrupted = Trainer(config, tiny_splits)  # what a run killed after its first epoch leaves behind
+    interrupted.train_epoch()
+    for folder in (LAST_DIR, BEST_DIR):
+        save_checkpoint(tmp_path / "b" / folder, interrupted.checkpoint())
+    resumed = run_training(config, RunOptions(output=tmp_path / "b", resume=True, progress=False), splits=tiny_splits)
+
+    assert [m["epoch"] for m in resumed["history"]] == [1, 2, 3]
+    assert resumed["test_accuracy"] == pytest.approx(straight["test_accuracy"])
+    last_a, last_b = load_checkpoint(tmp_path / "a" / LAST_DIR), load_checkpoint(tmp_path / "b" / LAST_DIR)
+    for wa, wb in zip(last_a.weights, last_b.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
