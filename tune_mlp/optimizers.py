@@ -274,26 +274,18 @@ class Momentum(Optimizer):
         super().__init__(learning_rate)
         self.momentum = momentum
 
+    rule = staticmethod(momentum_update)
+
     def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
-        new_var, m = momentum_update(var, grad, self.slots["m"][i], lr, self.momentum)
+        new_var, m = self.rule(var, grad, self.slots["m"][i], lr, self.momentum)
         self.slots["m"][i].assign(m)
         var.assign(new_var)
 
 
-class NAG(Optimizer):
+class NAG(Momentum):
     """Nesterov momentum: the gradient correction is applied at the look-ahead point."""
 
-    slot_names = ("m",)
-    hyperparameters = ("momentum",)
-
-    def __init__(self, learning_rate: LearningRate, *, momentum: float = 0.9) -> None:
-        super().__init__(learning_rate)
-        self.momentum = momentum
-
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
-        new_var, m = nag_update(var, grad, self.slots["m"][i], lr, self.momentum)
-        self.slots["m"][i].assign(m)
-        var.assign(new_var)
+    rule = staticmethod(nag_update)
 
 
 class RMSprop(Optimizer):
