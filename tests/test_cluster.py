@@ -117,9 +117,11 @@ class Cluster:
             [_ray_cli(), "list", "nodes", "--address", self.dashboard_url, "--format", "json", "--limit", "100"],
             env=self.env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
-        if listed.returncode != 0:
-            return []
-        return sorted(node["node_id"] for node in json.loads(listed.stdout) if node["state"] == "ALIVE")
+        try:
+            nodes = json.loads(listed.stdout) if listed.returncode == 0 else []
+        except json.JSONDecodeError:  # the dashboard is still starting
+            nodes = []
+        return sorted(node["node_id"] for node in nodes if node.get("state") == "ALIVE")
 
     def stop(self) -> None:
         """SIGTERM each `ray start --block` (it stops its node), then SIGKILL whatever of its family is left."""
