@@ -74,33 +74,40 @@ if [ -z "$name" ] && [ "$resume" = 0 ]; then
   extra+=(--name "$name")
 fi
 
-runtime_env=(--runtime-env scripts/runtime_env.yaml)
+search_args=("$@")
+submit() {  # $1: the runtime env file
+  ray job submit \
+    --address "$address" \
+    --working-dir . \
+    --runtime-env "$1" \
+    --submission-id "$submission_id" \
+    --no-wait \
+    -- python -m tune_mlp.search --address auto ${extra[@]+"${extra[@]}"} ${search_args[@]+"${search_args[@]}"}
+}
+
 if [ "$wandb" = 1 ] && [ -n "${WANDB_API_KEY:-}" ]; then
   [ -n "$python_bin" ] || { echo "error: python is needed to add WANDB_API_KEY to the runtime env" >&2; exit 2; }
-  # runtime_env.yaml plus the key, through a pipe: no file, no command line holds the key.
-  runtime_env=(--runtime-env <("$python_bin" -c '
+  echo "W&B: WANDB_API_KEY goes to the job's environment (logging online)"
+  # runtime_env.yaml plus the key, read by ray from a pipe: no file and no command line holds the key.
+  submit <("$python_bin" -c '
 import json, os, sys
 import yaml
 env = yaml.safe_load(open(sys.argv[1])) or {}
 env.setdefault("env_vars", {})["WANDB_API_KEY"] = os.environ["WANDB_API_KEY"]
 json.dump(env, sys.stdout)
-' scripts/runtime_env.yaml))
-  echo "W&B: WANDB_API_KEY goes to the job's environment (logging online)"
-elif [ "$wandb" = 1 ]; then
-  echo "W&B: no WANDB_API_KEY here; the job logs offline unless the cluster's nodes have a key"
+' scripts/runtime_env.yaml)
+else
+  if [ "$wandb" = 1 ]; then
+    echo "W&B: no WANDB_API_KEY here; the job logs offline unless the cluster's nodes have a key"
+  fi
+  submit scripts/runtime_env.yaml
 fi
 
-ray job submit \
-  --address "$address" \
-  --working-dir . \
-  "${runtime_env[@]}" \
-  --submission-id "$submission_id" \
-  --no-wait \
-  -- python -m tune_mlp.search --address auto ${extra[@]+"${extra[@]}"} "$@"
-
 case "$storage" in
-  *://*) fetch="aws s3 sync ${storage%/}/${name:-NAME} ./ray_results/${name:-NAME}   (or gsutil -m rsync -r for gs://)" ;;
-  *) fetch="ray rsync-down scripts/cluster.yaml ${storage%/}/${name:-NAME} ./ray_results/   (a ray up cluster)" ;;
+  s3://*) fetch="aws s3 sync ${storage%/}/${name:-NAME} ./ray_results/${name:-NAME}" ;;
+  gs://*) fetch="gcloud storage rsync -r ${storage%/}/${name:-NAME} ./ray_results/${name:-NAME}" ;;
+  *://*) fetch="copy ${storage%/}/${name:-NAME} to ./ray_results/ with your storage's tool" ;;
+  *) fetch="ray rsync-down scripts/cluster.yaml '${storage%/}/${name:-NAME}' ./ray_results/   (a ray up cluster)" ;;
 esac
 cat <<EOF
 
@@ -108,7 +115,7 @@ Submitted job $submission_id to $address. With RAY_AUTH_MODE=token and the same 
   follow:  ray job logs -f $submission_id --address $address
   status:  ray job status $submission_id --address $address
   stop:    ray job stop $submission_id --address $address
-Results: ${storage%/}/${name:-<newest experiment>} on the cluster (best.json when the search ends).
+Results: ${storage%/}/${name:-<newest experiment>} on the cluster; the job log ends with the best trial.
   fetch:   $fetch
   report:  python -m analysis ./ray_results/${name:-NAME} --out reports/${name:-NAME}
   resume:  scripts/submit.sh --name ${name:-NAME} [same flags]   (after a driver crash or ray job stop)

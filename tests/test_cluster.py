@@ -254,7 +254,7 @@ def test_search_job_spreads_trials_over_both_nodes(cluster: Cluster, smoke_job: 
         assert rows, f"{path} is empty"
         assert all(row.get("node_id") for row in rows), f"{path}: a row without node_id"
         seen |= {row["node_id"] for row in rows}
-    # Two concurrent 1-CPU trials on two 1-CPU nodes cannot share a node.
+    # Two concurrent 1-CPU trials need both 1-CPU nodes (trials outlast actor start-up: see SLOW_SMOKE_SPACE).
     assert set(cluster.node_ids) <= seen, (
         f"cluster nodes {cluster.node_ids}, trials ran on {sorted(seen)}; job logs:\n{smoke_job.logs[-8000:]}"
     )

@@ -63,6 +63,8 @@ def experiment_name(options: SearchOptions) -> str:
     if options.name:
         return options.name
     if options.resume:
+        if "://" in options.storage_path:
+            raise SystemExit("error: --resume without --name needs a local --storage-path; with a URI give --name")
         root = Path(storage_root(options))
         states = sorted(root.glob("*/experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
         if not states:
@@ -245,6 +247,18 @@ def summarize(results) -> dict[str, Any]:
     }
 
 
+def _write_best(experiment: str, text: str) -> None:
+    """best.json next to the experiment, on a local/NFS path or a URI (s3://, gs://) alike."""
+    if "://" not in experiment:
+        Path(experiment, "best.json").write_text(text)
+        return
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
+    with fs.open_output_stream(f"{path.rstrip('/')}/best.json") as out:
+        out.write(text.encode())
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = SearchOptions()
     parser = argparse.ArgumentParser(
@@ -358,9 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SearchSpaceError, DatasetNotFoundError, DatasetFormatError, ExperimentError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    Path(summary["experiment"], "best.json").write_text(
-        json.dumps(summary, indent=2, default=str) + "\n"
-    ) if "://" not in summary["experiment"] else None
+    _write_best(summary["experiment"], json.dumps(summary, indent=2, default=str) + "\n")
     print(
         f"\nbest trial {summary['trial_id']} (epoch {summary['epoch']}): {METRIC} {summary[METRIC]:.4f}\n"
         f"config: {json.dumps(summary['config'], sort_keys=True, default=str)}\n"
