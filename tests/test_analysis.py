@@ -149,7 +149,7 @@ def test_compare_losses_trains_both_and_reports(tmp_path) -> None:
     )
     results = json.loads((out / "results.json").read_text())["results"]
     assert set(results) == {"cross_entropy", "mse"}
-    assert "Why cross-entropy wins" in (out / "report.md").read_text()
+    assert "Why cross-entropy is the better default" in (out / "report.md").read_text()
     assert (out / "loss_comparison.png").stat().st_size > 5_000
 
 

@@ -44,14 +44,22 @@ def write_space(path: Path, text: str = TINY_SPACE) -> str:
     return str(path)
 
 
-def search_cli(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen[str]:
+def search_cli(
+    *args: str, env: dict[str, str] | None = None, clean_wandb_home: Path | None = None, **popen
+) -> subprocess.Popen[str]:
+    """The search CLI in a subprocess; ``clean_wandb_home`` runs it as a user with no W&B settings or key."""
+    base = dict(os.environ)
+    if clean_wandb_home is not None:
+        base = {k: v for k, v in base.items() if not k.startswith("WANDB")}
+        clean_wandb_home.mkdir(parents=True, exist_ok=True)
+        base["HOME"] = str(clean_wandb_home)
     return subprocess.Popen(
         [sys.executable, "-m", "tune_mlp.search", *args],
         cwd=REPO,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         **popen,
     )
 
@@ -123,16 +131,19 @@ def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
         space,
         "--max-epochs",
         "3",
-        "--no_wandb",
         "--storage-path",
         str(tmp_path),
         "--name",
         "crash",
         env={CRASH_ONCE_ENV: str(marker)},
+        clean_wandb_home=tmp_path / "home",
     )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
     assert marker.exists(), "the injected crash did not happen"
+    # The CLI chose W&B's offline mode by itself (no key) and the trial's logging actor honoured it.
+    assert "logging offline" in out
+    assert list((tmp_path / "crash").glob("trial_*/wandb/offline-run-*")), "no offline W&B run was written"
     (trial_dir,) = [p for p in (tmp_path / "crash").iterdir() if p.name.startswith("trial_")]
     assert reported_epochs(trial_dir) == [1, 2, 3]  # resumed after epoch 1, not restarted from scratch
     results = load_results(tmp_path / "crash")

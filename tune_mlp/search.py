@@ -79,12 +79,16 @@ def _init_ray(options: SearchOptions) -> None:
 
     quiet = {} if options.verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
     address = options.address or os.environ.get("RAY_ADDRESS")
+    # W&B's logging actors run in Ray workers, which take their environment from the job, not
+    # from this process after ray.init: the mode (never the key) travels in the runtime env.
+    wandb_mode = os.environ.get("WANDB_MODE")
+    job_env = {"runtime_env": {"env_vars": {"WANDB_MODE": wandb_mode}}} if wandb_mode else {}
     if ray.is_initialized():
         pass  # a caller (a test, a notebook) already chose the cluster
     elif address:
-        ray.init(address=address, **quiet)
+        ray.init(address=address, **quiet, **job_env)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet, **job_env)
     alive = [node for node in ray.nodes() if node.get("Alive")]
     if len(alive) > 1 and "://" not in options.storage_path:
         print(
@@ -170,9 +174,6 @@ def _callbacks(options: SearchOptions, name: str) -> list[Any]:
         return []
     from ray.air.integrations.wandb import WandbLoggerCallback
 
-    from tune_mlp.wandb_setup import configure_wandb_mode
-
-    configure_wandb_mode()
     return [WandbLoggerCallback(project=options.wandb_project, group=name, excludes=["node_id"])]
 
 
@@ -219,6 +220,10 @@ def run_search(options: SearchOptions):
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table, trimmed by our CLIReporter
     # Keeping the best 3 checkpoints forces a state snapshot per epoch; it costs ~10 ms, so the warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if options.wandb_project:
+        from tune_mlp.wandb_setup import configure_wandb_mode
+
+        configure_wandb_mode(f"{storage_root(options)}/{name}/trial_*/wandb/offline-run-*")
     _init_ray(options)
     trainable = tune.with_resources(
         tune.with_parameters(

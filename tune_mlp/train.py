@@ -122,7 +122,7 @@ def _wandb_logger(config: TrainConfig, options: RunOptions) -> Callable[[dict[st
         return lambda metrics: None
     from tune_mlp.wandb_setup import configure_wandb_mode
 
-    configure_wandb_mode()
+    configure_wandb_mode(f"{options.output}/wandb/offline-run-*")
     import wandb
 
     options.output.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ def has_api_key() -> bool:
         return False
 
 
-def configure_wandb_mode(say: bool = True) -> str:
-    """Pick the mode before any W&B code runs; the key itself is never copied anywhere."""
+def configure_wandb_mode(offline_runs: str = "<run dir>/wandb/offline-run-*", say: bool = True) -> str:
+    """Pick the mode before any W&B code (or Ray worker) starts; the key itself is never copied anywhere."""
     mode = os.environ.get("WANDB_MODE")
     if mode:
         return mode
@@ -29,7 +29,7 @@ def configure_wandb_mode(say: bool = True) -> str:
     if say:
         print(
             "W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline. "
-            "Upload later with `wandb sync <run dir>/wandb/offline-run-*`.",
+            f"Upload later with `wandb sync {offline_runs}`.",
             flush=True,
         )
     return "offline"
