@@ -323,3 +323,30 @@ def test_killed_driver_resumes(cluster: Cluster) -> None:
     assert len(trials) == 3, f"3 trials expected, found {[t.trial_id for t in trials]}"
     assert [t.status for t in trials] == ["TERMINATED"] * 3, {t.trial_id: t.status for t in trials}
     assert (experiment / "best.json").is_file()
+
+
+def test_search_cli_with_a_job_server_address_submits_a_ray_job(cluster: Cluster) -> None:
+    """`python -m tune_mlp.search --address http://HEAD:8265 ...` becomes a Ray job running the same search."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    space = cluster.tmp / "small_space_http.yaml"
+    space.write_text(SMALL_SPACE)
+    results = cluster.tmp / "results3"
+    submitted = subprocess.run(
+        [sys.executable, "-m", "tune_mlp.search", "--address", cluster.dashboard_url, "--samples", "2",
+         "--max-epochs", "2", "--no_wandb", "--storage-path", str(results), "--name", "via-http",
+         "--space", str(space)],
+        cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    job_id = submitted.stdout.split("submitted job ", 1)[1].split()[0]
+    assert f"ray job logs -f {job_id}" in submitted.stdout
+    client = JobSubmissionClient(cluster.dashboard_url, headers={"Authorization": f"Bearer {cluster.token}"})
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while (status := client.get_job_status(job_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+        assert time.monotonic() < deadline, f"job {job_id} still {status} after {JOB_TIMEOUT_S}s"
+        time.sleep(2)
+    logs = client.get_job_logs(job_id)
+    assert status == JobStatus.SUCCEEDED, logs[-6000:]
+    assert "--address auto" in client.get_job_info(job_id).entrypoint
+    assert json.loads((results / "via-http" / "best.json").read_text())["trials"] == 2

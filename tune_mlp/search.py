@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "address",
         default=None,
-        help="existing Ray cluster: auto, ray://host:10001 (default: start a local Ray)",
+        help="Ray cluster: auto, HOST:6379, ray://HOST:10001; a job server http://HOST:8265 submits a job "
+        "(default: start a local Ray)",
     )
     add_flag(parser, "wandb-project", default="tune_mlp", help="W&B project (default: %(default)s)")
     add_flag(parser, "no_wandb", action="store_true", help="do not log to W&B")
@@ -367,6 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     options = options_from_args(parser, args)
+    from tune_mlp.job import is_job_server, submit_search
+
+    if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
+        submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb_project is not None)
+        return 0
     from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
     from tune_mlp.results import ExperimentError
     from tune_mlp.search_space import SearchSpaceError
