@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb_project is not None)
         return 0
     from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
-    from tune_mlp.results import ExperimentError
+    from tune_mlp.results import ExperimentError, load_results
     from tune_mlp.search_space import SearchSpaceError
 
     try:
@@ -391,6 +391,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{summary['trials']} trials, {summary['errored_trials']} errored; "
         f"report: python -m analysis {summary['experiment']}"
     )
+    saved = load_results(summary["experiment"])  # what was persisted is what a resume starts from
+    done = saved.num_terminated + saved.num_errors
+    if done < options.samples:  # Ctrl-C: Tune saved the state; say how to go on
+        name = summary["experiment"].rstrip("/").rsplit("/", 1)[-1]
+        print(
+            f"interrupted with {done} of {options.samples} trials done; continue with: "
+            f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
+        )
     return 0
 
 
