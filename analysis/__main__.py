@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tune_mlp.cli import add_flag
+from tune_mlp.cli import add_flag, report_user_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,17 +20,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
     args = parser.parse_args(argv)
 
-    from analysis.analyze import analyze
-    from tune_mlp.checkpoint import CheckpointError
-    from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
-    from tune_mlp.results import ExperimentError
-
     out = Path(args.out) if args.out else Path(args.experiment) / "analysis"
-    try:
-        summary = analyze(args.experiment, out, args.data_dir)
-    except (ExperimentError, CheckpointError, DatasetNotFoundError, DatasetFormatError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return report_user_errors(lambda: _analyze_and_report(args.experiment, out, args.data_dir))
+
+
+def _analyze_and_report(experiment: str, out: Path, data_dir: str | None) -> int:
+    from analysis.analyze import analyze
+
+    summary = analyze(experiment, out, data_dir)
     print(
         f"best trial {summary['best_trial']} epoch {summary['best_epoch']}: val_accuracy "
         f"{summary['val_accuracy']:.4f}, test_accuracy {summary['test_accuracy']:.4f}\n"

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tune_mlp.cli import add_flag, add_train_arguments, config_from_args
+from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
 
 LOSSES = ("cross_entropy", "mse")
 WHY = (
@@ -68,13 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_flag(parser, "no_progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
-    from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
+    return report_user_errors(lambda: _compare_and_report(config, args))
 
-    try:
-        results = compare_losses(config, Path(args.out), args.data_dir, not args.no_progress)
-    except (DatasetNotFoundError, DatasetFormatError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def _compare_and_report(config: Any, args: argparse.Namespace) -> int:
+    results = compare_losses(config, Path(args.out), args.data_dir, not args.no_progress)
     for loss, result in results.items():
         print(f"{loss:>13}: test_accuracy {result['test_accuracy']:.4f}  best val {result['best_val_accuracy']:.4f}")
     print(f"wrote {Path(args.out) / 'report.md'}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tune_mlp.cli import add_flag
+from tune_mlp.cli import add_flag, report_user_errors
 from tune_mlp.config import METRIC, TrainConfig
 
 RECOMMENDED = Path(__file__).with_name("recommended_configs.yaml")
@@ -100,17 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"argument --epochs: invalid value {args.epochs} (must be >= 1)")
-    from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
-    from tune_mlp.results import ExperimentError
+    return report_user_errors(lambda: _run_and_report(args))
 
-    try:
-        configs = recommended_configs(args.experiment)
-        if args.epochs:
-            configs = {name: replace(config, epochs=args.epochs) for name, config in configs.items()}
-        results = run_on_mnist(configs, Path(args.out), args.data_dir, not args.no_progress)
-    except (DatasetNotFoundError, DatasetFormatError, ExperimentError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def _run_and_report(args: argparse.Namespace) -> int:
+    configs = recommended_configs(args.experiment)
+    if args.epochs:
+        configs = {name: replace(config, epochs=args.epochs) for name, config in configs.items()}
+    results = run_on_mnist(configs, Path(args.out), args.data_dir, not args.no_progress)
     for name, result in results.items():
         print(f"{name:>22}: MNIST test_accuracy {result['test_accuracy']:.4f}")
     print(f"wrote {Path(args.out) / 'report.md'}")

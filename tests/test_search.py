@@ -145,7 +145,10 @@ def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
     assert "logging offline" in out
     assert list((tmp_path / "crash").glob("trial_*/wandb/offline-run-*")), "no offline W&B run was written"
     (trial_dir,) = [p for p in (tmp_path / "crash").iterdir() if p.name.startswith("trial_")]
-    assert reported_epochs(trial_dir) == [1, 2, 3]  # resumed after epoch 1, not restarted from scratch
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+    after_crash = [row["epoch"] for row in rows if row["resumed_from"] == 1]
+    assert after_crash == [2, 3], rows  # resumed after epoch 1 from its checkpoint, not restarted from scratch
+    assert all(row["resumed_from"] == 0 for row in rows if row["epoch"] == 1)
     results = load_results(tmp_path / "crash")
     assert [r.metrics["epoch"] for r in results] == [3] and not results.errors
 

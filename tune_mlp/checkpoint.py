@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tune_mlp.config import TrainConfig
+from tune_mlp.errors import UserInputError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
@@ -21,7 +22,7 @@ OPTIMIZER_FILE = "optimizer.npz"
 STATE_FILE = "state.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError, ValueError):
     """A checkpoint directory that is missing files or whose weights do not fit its config."""
 
 

@@ -10,7 +10,8 @@ import argparse
 import dataclasses
 import inspect
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tune_mlp import config as config_module
@@ -72,3 +73,14 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         name, message = errors[0]
         parser.error(f"argument --{name}: {message}")
     return TrainConfig(**values)
+
+
+def report_user_errors(run: Callable[[], int]) -> int:
+    """Run a CLI's work; bad input (a path, a file, a value) becomes one ``error:`` line and exit code 2."""
+    from tune_mlp.errors import UserInputError
+
+    try:
+        return run()
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

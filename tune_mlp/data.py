@@ -21,6 +21,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from tune_mlp.config import DATASETS
+from tune_mlp.errors import UserInputError
 
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "fashion_mnist": (
@@ -79,7 +80,7 @@ DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 ONLINE_CHECK_TIMEOUT_S = 3.0
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(UserInputError, ValueError):
     """A dataset file exists but its contents are not what the loader needs."""
 
 
@@ -87,7 +88,7 @@ class IDXFormatError(DatasetFormatError):
     """An IDX file is truncated, corrupt or of the wrong kind; the message names the file."""
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserInputError, FileNotFoundError):
     """No usable copy of the dataset anywhere; the message lists every place looked."""
 
 

@@ -327,20 +327,10 @@ class Adam(Optimizer):
         var.assign(new_var)
 
 
-class Nadam(Optimizer):
+class Nadam(Adam):
     """Adam with Nesterov momentum and Keras' warming-up momentum schedule."""
 
-    slot_names = ("m", "v")
-    hyperparameters = ("beta1", "beta2", "epsilon")
-
-    def __init__(
-        self, learning_rate: LearningRate, *, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7
-    ) -> None:
-        super().__init__(learning_rate)
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-        self.u_product: tf.Variable | None = None
+    u_product: tf.Variable | None = None  # product of the momentum schedule, made in build
 
     def _build_extra(self, variables: list[tf.Variable]) -> None:
         # One shared product, in the first variable's dtype, as Keras keeps it.

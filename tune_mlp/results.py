@@ -10,9 +10,10 @@ from typing import Any
 from ray import tune
 
 from tune_mlp.config import METRIC, MODE
+from tune_mlp.errors import UserInputError
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserInputError, ValueError):
     """An experiment directory that cannot be analysed; the message says why."""
 
 

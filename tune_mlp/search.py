@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tune_mlp.cli import add_flag
+from tune_mlp.cli import add_flag, report_user_errors
 from tune_mlp.config import METRIC, MODE
 
 SMOKE_TRAIN_EXAMPLES = 3000
@@ -373,16 +373,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
         submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb_project is not None)
         return 0
-    from tune_mlp.data import DatasetFormatError, DatasetNotFoundError
-    from tune_mlp.results import ExperimentError, load_results
-    from tune_mlp.search_space import SearchSpaceError
+    return report_user_errors(lambda: _search_and_report(options))
 
-    try:
-        results = run_search(options)
-        summary = summarize(results)
-    except (SearchSpaceError, DatasetNotFoundError, DatasetFormatError, ExperimentError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def _search_and_report(options: SearchOptions) -> int:
+    from tune_mlp.results import load_results
+
+    results = run_search(options)
+    summary = summarize(results)
     _write_best(summary["experiment"], json.dumps(summary, indent=2, default=str) + "\n")
     print(
         f"\nbest trial {summary['trial_id']} (epoch {summary['epoch']}): {METRIC} {summary[METRIC]:.4f}\n"

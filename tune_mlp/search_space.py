@@ -18,6 +18,7 @@ import yaml
 from ray import tune
 
 from tune_mlp.config import TrainConfig, field_names, validation_errors
+from tune_mlp.errors import UserInputError
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 DISTRIBUTIONS = (
@@ -33,7 +34,7 @@ DISTRIBUTIONS = (
 )
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserInputError, ValueError):
     """A search-space file that cannot be used; the message names the key and the problem."""
 
 

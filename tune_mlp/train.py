@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tune_mlp.cli import add_flag, add_train_arguments, config_from_args
+from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
 from tune_mlp.config import METRIC, TrainConfig
 
 BEST_DIR = "checkpoint"
@@ -170,13 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not args.no_progress,
         wandb_project=None if args.no_wandb else args.wandb_project,
     )
-    from tune_mlp.data import DatasetNotFoundError, IDXFormatError
+    return report_user_errors(lambda: _train_and_report(config, options))
 
-    try:
-        summary = run_training(config, options)
-    except (DatasetNotFoundError, IDXFormatError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def _train_and_report(config: TrainConfig, options: RunOptions) -> int:
+    summary = run_training(config, options)
+    output = options.output
     if summary["status"] == "diverged":
         epoch = summary["history"][-1]["epoch"]
         print(

@@ -40,7 +40,12 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
     trainer = Trainer(config, splits, resume=resume)
     node_id = ray.get_runtime_context().get_node_id()
     for result in trainer.epochs():
-        metrics = result.metrics() | {"node_id": node_id, "trial_epochs": config.epochs}
+        # resumed_from: the epoch this run of the trial started at (0, or its checkpoint's after a crash).
+        metrics = result.metrics() | {
+            "node_id": node_id,
+            "trial_epochs": config.epochs,
+            "resumed_from": resume.epoch if resume else 0,
+        }
         if result.diverged:
             # Reported so the searcher learns the region is bad; no checkpoint, and the trial ends here.
             tune.report(metrics | {METRIC: math.nan, "val_loss": math.nan})
