@@ -518,15 +518,22 @@ def load_dataset(
 
     The arrays are cached per process and read-only; `.copy()` them to modify.
     """
-    location = find_dataset_dir(
-        name,
-        data_dir,
-        allow_download=allow_download,
-        debian_dirs=debian_dirs,
-        keras_homes=keras_homes,
-    )
-    x_train, y_train, x_test, y_test = _load_cached(name, location.kind, _fingerprint(_location_files(location)))
+    _, (x_train, y_train, x_test, y_test) = _locate_and_load(name, data_dir, allow_download, debian_dirs, keras_homes)
     return (x_train, y_train), (x_test, y_test)
+
+
+def _locate_and_load(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    allow_download: bool,
+    debian_dirs: Sequence[str | os.PathLike[str]] | None,
+    keras_homes: Sequence[str | os.PathLike[str]] | None,
+) -> tuple[DatasetLocation, tuple[np.ndarray, ...]]:
+    """Where the data set is, and its four cached read-only arrays."""
+    location = find_dataset_dir(
+        name, data_dir, allow_download=allow_download, debian_dirs=debian_dirs, keras_homes=keras_homes
+    )
+    return location, _load_cached(name, location.kind, _fingerprint(_location_files(location)))
 
 
 # --------------------------------------------------------------------------- splitting
@@ -616,14 +623,9 @@ def load_splits(
     `limit` keeps a stratified sample of `limit` training examples (before the split) and
     a proportional head of the test set, so smoke tests run in seconds.
     """
-    location = find_dataset_dir(
-        name,
-        data_dir,
-        allow_download=allow_download,
-        debian_dirs=debian_dirs,
-        keras_homes=keras_homes,
+    location, (x_train, y_train, x_test, y_test) = _locate_and_load(
+        name, data_dir, allow_download, debian_dirs, keras_homes
     )
-    x_train, y_train, x_test, y_test = _load_cached(name, location.kind, _fingerprint(_location_files(location)))
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
