@@ -193,6 +193,12 @@ def _reporter(space: dict[str, Any], options: SearchOptions):
 
 def run_search(options: SearchOptions):
     """Run (or resume) an experiment and return its ResultGrid; errors in inputs stop it before Ray starts."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table, trimmed by our CLIReporter
+    # Keeping the best 3 checkpoints forces a state snapshot per epoch (~0.5-1 s of driver time, counted by
+    # scripts/bench_search.py); Ray warns about it on every result, which buries the progress table.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not options.verbose:
+        os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")  # read when ray.tune is first imported
     from ray import tune
 
     from tune_mlp.data import load_splits
@@ -217,9 +223,6 @@ def run_search(options: SearchOptions):
         limit=SMOKE_TRAIN_EXAMPLES if options.smoke_test else None,
     )
     name = experiment_name(options)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table, trimmed by our CLIReporter
-    # Keeping the best 3 checkpoints forces a state snapshot per epoch; it costs ~10 ms, so the warning is noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if options.wandb_project:
         from tune_mlp.wandb_setup import configure_wandb_mode
 
