@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tune_mlp import config as config_module
-from tune_mlp.config import TrainConfig, validation_errors
+from tune_mlp.config import TrainConfig, value_errors
 
 _CHOICES = {
     "dataset": config_module.DATASETS,
@@ -64,11 +64,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = (
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
     """Build the run's config, turning a bad value into an argparse error that names it."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    candidate = TrainConfig.__new__(TrainConfig)
-    defaults = TrainConfig().to_dict()
-    for key, value in {**defaults, **values}.items():
-        object.__setattr__(candidate, key, value)
-    errors = validation_errors(candidate)
+    errors = value_errors(values)
     if errors:
         name, message = errors[0]
         parser.error(f"argument --{name}: {message}")

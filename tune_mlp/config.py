@@ -73,6 +73,14 @@ def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
+def value_errors(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The errors ``values`` (over the defaults) would raise, without raising: for CLIs and space files."""
+    candidate = object.__new__(TrainConfig)
+    for name, value in {**TrainConfig().to_dict(), **values}.items():
+        object.__setattr__(candidate, name, value)
+    return validation_errors(candidate)
+
+
 def validation_errors(config: TrainConfig) -> list[tuple[str, str]]:
     """(field, message) for each bad value; shared by the CLI, search spaces and the dataclass."""
     errors: list[tuple[str, str]] = []

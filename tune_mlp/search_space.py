@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from ray import tune
 
-from tune_mlp.config import TrainConfig, field_names, validation_errors
+from tune_mlp.config import field_names, value_errors
 from tune_mlp.errors import UserInputError
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -163,11 +163,7 @@ def _distribution(where: str, spec: dict[str, Any]) -> str:
 
 def _check_value(where: str, key: str, value: Any) -> None:
     """Run a candidate value through the same checks as the CLI, so a bad choice fails before Ray starts."""
-    candidate = object.__new__(TrainConfig)
-    for name, default in TrainConfig().to_dict().items():
-        object.__setattr__(candidate, name, default)
-    object.__setattr__(candidate, key, value)
-    for name, message in validation_errors(candidate):
+    for name, message in value_errors({key: value}):
         if name == key:
             raise SearchSpaceError(f"{where}: {message}")
 
