@@ -108,6 +108,8 @@ def _tuner(
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.hyperopt import HyperOptSearch
 
+    from tune_mlp.search_space import sampled_keys
+
     path = f"{storage_root(options)}/{name}"
     if tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
@@ -116,7 +118,7 @@ def _tuner(
         raise SystemExit(f"error: --resume: {path} is not a Tune experiment that can be resumed")
     concurrency = options.concurrency or max(1, int(_cluster_cpus() // options.cpus_per_trial))
     searcher = None  # HyperOpt cannot sample a space of constants: then Tune repeats the one config
-    if any(hasattr(value, "sample") for value in space.values()):
+    if sampled_keys(space):
         searcher = ConcurrencyLimiter(
             HyperOptSearch(
                 points_to_evaluate=start_points or None,
@@ -179,11 +181,11 @@ def _callbacks(options: SearchOptions, name: str) -> list[Any]:
 
 def _reporter(space: dict[str, Any], options: SearchOptions):
     from ray.tune import CLIReporter
-    from ray.tune.search.sample import Domain
 
-    sampled = [key for key, value in space.items() if isinstance(value, Domain)]
+    from tune_mlp.search_space import sampled_keys
+
     return CLIReporter(
-        parameter_columns=sampled[:8],
+        parameter_columns=sampled_keys(space)[:8],
         metric_columns={METRIC: "val_acc", "epoch": "epoch", "time_total_s": "secs"},
         max_report_frequency=5 if options.smoke_test else 30,
         sort_by_metric=True,  # by TuneConfig's metric and mode
@@ -202,7 +204,7 @@ def run_search(options: SearchOptions):
     from ray import tune
 
     from tune_mlp.data import load_splits
-    from tune_mlp.search_space import load_space
+    from tune_mlp.search_space import load_space, sampled_keys
     from tune_mlp.trainable import train_mlp
 
     space_file = load_space(options.space)
@@ -214,7 +216,7 @@ def run_search(options: SearchOptions):
         )
         space = {key: value for key, value in space.items() if key != "epochs"}
         start_points = []
-    fixed = {k: v for k, v in space.items() if not hasattr(v, "sample")}
+    fixed = {key: value for key, value in space.items() if key not in sampled_keys(space)}
     splits = load_splits(
         fixed.get("dataset", "fashion_mnist"),
         options.data_dir,

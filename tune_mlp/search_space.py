@@ -60,6 +60,13 @@ class SearchSpace:
         return to_tune_space(self.parameters)
 
 
+def sampled_keys(tune_space: dict[str, Any]) -> list[str]:
+    """The keys Tune samples per trial; every other key is a constant all trials share."""
+    from ray.tune.search.sample import Domain
+
+    return [key for key, value in tune_space.items() if isinstance(value, Domain)]
+
+
 def load_space(name_or_path: str) -> SearchSpace:
     path = resolve_space_path(name_or_path)
     parameters = load_space_file(name_or_path)
