@@ -50,22 +50,22 @@ def run_training(config: TrainConfig, options: RunOptions, splits: Any | None = 
     resume = None
     if options.resume and (output / LAST_DIR).is_dir():
         resume = load_checkpoint(output / LAST_DIR)
-        if resume.config != config:
-            config = resume.config  # a resumed run keeps its own hyperparameters
+        config = resume.config  # a resumed run keeps its own hyperparameters
     trainer = Trainer(config, splits, resume=resume)
     best = max(trainer.history, key=lambda m: m[METRIC], default=None)
     log = _wandb_logger(config, options)
     status = "completed"
-    for result in _with_progress(trainer, options.progress):
+    for result in trainer.epochs((lambda: _epoch_with_bar(trainer)) if options.progress else None):
         metrics = result.metrics()
         log(metrics)
         if result.diverged:
             status = "diverged"
             break
-        save_checkpoint(output / LAST_DIR, trainer.checkpoint())
+        checkpoint = trainer.checkpoint()  # one copy of weights and optimizer state, written once or twice
+        save_checkpoint(output / LAST_DIR, checkpoint)
         if best is None or metrics[METRIC] > best[METRIC]:
             best = metrics
-            save_checkpoint(output / BEST_DIR, trainer.checkpoint())
+            save_checkpoint(output / BEST_DIR, checkpoint)
     summary: dict[str, Any] = {
         "status": status,
         "config": config.to_dict(),
@@ -95,25 +95,19 @@ def _steady_speed(history: Sequence[dict[str, Any]]) -> float:
     return statistics.median(speeds) if speeds else 0.0
 
 
-def _with_progress(trainer: Any, show: bool):
-    """The trainer's epochs, with a bar per epoch that moves ~20 times while it trains."""
-    if not show:
-        yield from trainer.epochs()
-        return
+def _epoch_with_bar(trainer: Any) -> Any:
+    """One epoch under its own progress bar, which moves ~20 times while the epoch trains."""
     from tqdm import tqdm
 
-    while trainer.epoch < trainer.config.epochs:
-        label = f"epoch {trainer.epoch + 1}/{trainer.config.epochs}"
-        with tqdm(total=trainer.steps_per_epoch, desc=label, unit="batch", file=sys.stderr, leave=True) as bar:
-            result = trainer.train_epoch(chunks=20, on_chunk=bar.update)
-            bar.set_postfix(
-                loss=f"{result.train_loss:.4f}",
-                val_acc=f"{result.val_accuracy:.4f}",
-                samples_s=f"{result.samples_per_second:,.0f}",
-            )
-        yield result
-        if result.diverged:
-            return
+    label = f"epoch {trainer.epoch + 1}/{trainer.config.epochs}"
+    with tqdm(total=trainer.steps_per_epoch, desc=label, unit="batch", file=sys.stderr, leave=True) as bar:
+        result = trainer.train_epoch(chunks=20, on_chunk=bar.update)
+        bar.set_postfix(
+            loss=f"{result.train_loss:.4f}",
+            val_acc=f"{result.val_accuracy:.4f}",
+            samples_s=f"{result.samples_per_second:,.0f}",
+        )
+    return result
 
 
 def _wandb_logger(config: TrainConfig, options: RunOptions) -> Callable[[dict[str, Any] | None], None]:

@@ -138,7 +138,7 @@ class Trainer:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss, accuracy) without dropout; the loss excludes weight decay so runs compare."""
-        loss, accuracy = self._evaluate(tf.constant(x, tf.float32), tf.constant(y, tf.int32))
+        loss, accuracy = self._evaluate(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int32))
         return float(loss), float(accuracy)
 
     def train_epoch(self, chunks: int = 1, on_chunk: Callable[[int], None] | None = None) -> EpochResult:
@@ -181,10 +181,13 @@ class Trainer:
         self.history.append(result.metrics())
         return result
 
-    def epochs(self) -> Iterator[EpochResult]:
-        """Train up to ``config.epochs``; stops after an epoch whose loss is NaN or infinite."""
+    def epochs(self, train_epoch: Callable[[], EpochResult] | None = None) -> Iterator[EpochResult]:
+        """Train up to ``config.epochs``; stops after an epoch whose loss is NaN or infinite.
+
+        ``train_epoch`` replaces ``self.train_epoch`` for callers that wrap an epoch (a progress bar).
+        """
         while self.epoch < self.config.epochs:
-            result = self.train_epoch()
+            result = (train_epoch or self.train_epoch)()
             yield result
             if result.diverged:
                 return
