@@ -27,10 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _analyze_and_report(experiment: str, out: Path, data_dir: str | None) -> int:
     from analysis.analyze import analyze
 
-    summary = analyze(experiment, out, data_dir)
+    best = analyze(experiment, out, data_dir)["best"]
     print(
-        f"best trial {summary['best_trial']} epoch {summary['best_epoch']}: val_accuracy "
-        f"{summary['val_accuracy']:.4f}, test_accuracy {summary['test_accuracy']:.4f}\n"
+        f"best trial {best['trial_id']} epoch {best['epoch']}: {best['metric']} "
+        f"{best['score']:.4f}, test_accuracy {best['test_accuracy']:.4f}\n"
         f"wrote {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.html'}"
     )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,35 +11,30 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
 from analysis import plots
-from analysis.experiment import Experiment, load_experiment
 from analysis.report import Section, write_report
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.config import METRIC
 from tune_mlp.data import load_splits
 from tune_mlp.evaluate import evaluate_weights
+from tune_mlp.results import Experiment, load_experiment
 
 
 def analyze(experiment_dir: str, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
     experiment = load_experiment(experiment_dir)
-    checkpoint = load_checkpoint(experiment.best.path)
+    checkpoint = load_checkpoint(experiment.best.checkpoint)
     config = checkpoint.config
-    splits = load_splits(config.dataset, data_dir, config.val_fraction, config.seed)
+    splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
     test = evaluate_weights(config, checkpoint.weights, splits.x_test, splits.y_test)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     trials = experiment.trials
     counts = trials["status"].value_counts().to_dict()
+    best = dataclasses.replace(experiment.best, test_accuracy=test.accuracy, test_loss=test.loss)
     summary = {
         "experiment": experiment.name,
         "experiment_path": experiment.path,
         "trials": {"total": len(trials), **{status: int(n) for status, n in counts.items()}},
-        "best_trial": experiment.best.trial_id,
-        "best_epoch": experiment.best.metrics.get("epoch"),
-        "best_config": config.to_dict(),
-        METRIC: experiment.best.score,
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "best_checkpoint": experiment.best.path,
+        "best": best.to_dict(),
         "total_training_seconds": float(trials["training_seconds"].sum()),
         "per_trial_training_seconds": dict(zip(trials["trial_id"], trials["training_seconds"].round(2))),
     }
@@ -60,7 +56,8 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test,
     importance_png, importance = plots.hyperparameter_importance(experiment.trials, out_dir / "importance.png")
     classes = per_class_table(splits.y_test, test.predictions, names)
     worst = classes["recall"].idxmin()
-    config_table = pd.DataFrame({"value": summary["best_config"]}).rename_axis("hyperparameter")
+    best = summary["best"]
+    config_table = pd.DataFrame({"value": best["config"]}).rename_axis("hyperparameter")
     trials = experiment.trials.sort_values(METRIC, ascending=False)
     trial_table = trials[["trial_id", "status", METRIC, "epochs", "training_seconds"]].head(20)
     counts = ", ".join(f"{n} {status}" for status, n in summary["trials"].items() if status != "total")
@@ -68,10 +65,10 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test,
         Section(
             "Result",
             f"The best of **{summary['trials']['total']} trials** ({counts}) reached validation accuracy "
-            f"**{summary[METRIC]:.4f}** at epoch {summary['best_epoch']} of trial `{summary['best_trial']}`. "
+            f"**{best['score']:.4f}** at epoch {best['epoch']} of trial `{best['trial_id']}`. "
             f"That epoch's checkpoint, scored once on the {len(splits.y_test):,} test images it never saw: "
-            f"**test accuracy {summary['test_accuracy']:.4f}**, test loss {summary['test_loss']:.4f}.\n\n"
-            f"Checkpoint: `{summary['best_checkpoint']}`",
+            f"**test accuracy {best['test_accuracy']:.4f}**, test loss {best['test_loss']:.4f}.\n\n"
+            f"Checkpoint: `{best['checkpoint']}`",
             config_table,
         ),
         Section(

@@ -45,7 +45,7 @@ import tensorflow as tf
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import Splits, load_splits
 from tune_mlp.model import data_loss, forward, init_weights, layer_sizes
-from tune_mlp.trainer import Trainer
+from tune_mlp.trainer import Trainer, configure_threads
 
 TARGET_SAMPLES_PER_SECOND = 50_000.0
 TARGET_VS_KERAS = 3.5
@@ -230,13 +230,6 @@ def verdict(ours: Measurement, keras_fit: Measurement | None, eager: Measurement
     return f"verdict: {'PASS' if passed else 'FAIL'} ({parts})"
 
 
-def configure_threads(threads: int | None) -> None:
-    """Set TF's intra- and inter-op pools to ``threads`` (must run before TF executes anything)."""
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per loop after the warm-up (median)")
@@ -257,7 +250,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_threads(args.threads)
-    splits = load_splits(BASE_CONFIG.dataset, args.data_dir, BASE_CONFIG.val_fraction, BASE_CONFIG.seed)
+    splits = load_splits(BASE_CONFIG.dataset, args.data_dir, BASE_CONFIG.val_fraction, BASE_CONFIG.split_seed)
 
     import keras
 

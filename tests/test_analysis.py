@@ -14,11 +14,11 @@ from conftest import FASHION_DIR, numpy_accuracy
 from idx_files import write_fake_dataset
 
 from analysis.__main__ import main as analysis_main
-from analysis.compare_losses import main as compare_main
-from analysis.mnist_configs import main as mnist_main
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import load_dataset
-from tune_mlp.search import SearchOptions, run_search
+from tune_mlp.study.compare_losses import main as compare_main
+from tune_mlp.study.mnist_configs import main as mnist_main
+from tune_mlp.tuning import SearchOptions, run_search
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 PNGS = [
@@ -38,7 +38,7 @@ def experiment(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("experiments")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        run_search(SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="smoke", wandb_project=None))
+        run_search(SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="smoke", no_wandb=True))
         space = root / "nan.yaml"
         space.write_text(
             "parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
@@ -51,7 +51,7 @@ def experiment(tmp_path_factory) -> Path:
                 max_epochs=2,
                 storage_path=str(root),
                 name="all-nan",
-                wandb_project=None,
+                no_wandb=True,
                 data_dir=str(FASHION_DIR),
             )
         )
@@ -78,9 +78,9 @@ def test_best_checkpoint_is_the_best_epoch_of_all_trials(experiment, analysed) -
     _, summary = analysed
     reports = all_reports(experiment / "smoke")
     best = max(reports, key=lambda r: r["val_accuracy"])
-    assert summary["val_accuracy"] == pytest.approx(best["val_accuracy"])
-    assert summary["best_trial"] == best["trial_id"] and summary["best_epoch"] == best["epoch"]
-    checkpoint = load_checkpoint(summary["best_checkpoint"])
+    assert summary["best"]["score"] == pytest.approx(best["val_accuracy"])
+    assert summary["best"]["trial_id"] == best["trial_id"] and summary["best"]["epoch"] == best["epoch"]
+    checkpoint = load_checkpoint(summary["best"]["checkpoint"])
     assert checkpoint.epoch == best["epoch"]
     assert summary["trials"]["total"] == 2
     assert set(summary["per_trial_training_seconds"]) == {r["trial_id"] for r in reports}
@@ -88,11 +88,11 @@ def test_best_checkpoint_is_the_best_epoch_of_all_trials(experiment, analysed) -
 
 def test_test_accuracy_matches_plain_numpy_on_the_checkpoint(analysed) -> None:
     _, summary = analysed
-    checkpoint = load_checkpoint(summary["best_checkpoint"])
+    checkpoint = load_checkpoint(summary["best"]["checkpoint"])
     (_, _), (x_test, y_test) = load_dataset("fashion_mnist")
     expected = numpy_accuracy(checkpoint.weights, checkpoint.config.activation, x_test, y_test)
-    assert summary["test_accuracy"] == pytest.approx(expected, abs=1e-4)
-    assert summary["test_accuracy"] > 0.3
+    assert summary["best"]["test_accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert summary["best"]["test_accuracy"] > 0.3
 
 
 def test_every_plot_is_a_real_picture_and_the_report_embeds_them(analysed) -> None:
@@ -126,7 +126,7 @@ def test_an_experiment_with_no_finished_trial(experiment, capsys, tmp_path) -> N
 
 def test_a_checkpoint_whose_config_does_not_match_its_weights(experiment, analysed, capsys, tmp_path) -> None:
     _, summary = analysed
-    config_file = Path(summary["best_checkpoint"]) / "config.json"
+    config_file = Path(summary["best"]["checkpoint"]) / "config.json"
     original = config_file.read_text()
     try:
         config = json.loads(original)

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from idx_files import FILE_NAMES, fake_arrays, idx_bytes, write_fake_dataset, write_idx_file
 
-from tune_mlp import data
+from tune_mlp.data import locate as data
 from tune_mlp.data import (
     CLASS_NAMES,
     DatasetFormatError,
     DatasetNotFoundError,
+    DataSources,
     IDXFormatError,
     Splits,
     find_dataset_dir,
@@ -116,7 +117,7 @@ def test_truncated_file_names_file_and_byte_counts(tmp_path: Path, gz: bool) -> 
 
     # The loader surfaces the same error, never a numpy reshape traceback.
     with pytest.raises(IDXFormatError, match="found 1000"):
-        load_dataset("fashion_mnist", directory, allow_download=False)
+        load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
 
 
 def test_truncated_gzip_stream(tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ def test_tiny_and_header_truncated_files(tmp_path: Path) -> None:
 
 def test_load_dataset_arrays(tmp_path: Path) -> None:
     directory = write_fake_dataset(tmp_path / "fake", n_train=60, n_test=20, seed=5)
-    (x_train, y_train), (x_test, y_test) = load_dataset("fashion_mnist", directory, allow_download=False)
+    (x_train, y_train), (x_test, y_test) = load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
     raw = fake_arrays(60, 20, seed=5)
     assert x_train.shape == (60, 784) and x_test.shape == (20, 784)
     assert x_train.dtype == np.float32 and x_test.dtype == np.float32
@@ -183,15 +184,15 @@ def test_load_dataset_arrays(tmp_path: Path) -> None:
 
 def test_loaded_arrays_are_cached_and_read_only(tmp_path: Path) -> None:
     directory = write_fake_dataset(tmp_path / "fake")
-    first = load_dataset("fashion_mnist", directory, allow_download=False)
-    second = load_dataset("fashion_mnist", directory, allow_download=False)
+    first = load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
+    second = load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
     assert first[0][0] is second[0][0]
     with pytest.raises(ValueError, match="read-only"):
         first[0][0][0, 0] = 1.0
     # Rewriting the files invalidates the cache entry.
     time.sleep(0.01)
     write_fake_dataset(directory, n_train=40, seed=9)
-    (x_train, _), _ = load_dataset("fashion_mnist", directory, allow_download=False)
+    (x_train, _), _ = load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
     assert len(x_train) == 40
 
 
@@ -200,7 +201,7 @@ def test_count_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     labels = directory / f"{FILE_NAMES['train_labels']}.gz"
     write_idx_file(labels, np.arange(59, dtype=np.uint8) % 10)
     with pytest.raises(DatasetFormatError) as excinfo:
-        load_dataset("fashion_mnist", directory, allow_download=False)
+        load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
     message = str(excinfo.value)
     assert "60 images" in message and "59 labels" in message
     assert FILE_NAMES["train_images"] in message and FILE_NAMES["train_labels"] in message
@@ -215,18 +216,18 @@ def test_swapped_files_are_a_clear_error(tmp_path: Path) -> None:
     labels.rename(images)
     swap.rename(labels)
     with pytest.raises(IDXFormatError, match="swapped"):
-        load_dataset("fashion_mnist", directory, allow_download=False)
+        load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
 
 
 def test_wrong_image_size_and_label_range(tmp_path: Path) -> None:
     directory = write_fake_dataset(tmp_path / "fake")
     write_idx_file(directory / f"{FILE_NAMES['train_images']}.gz", np.zeros((60, 32, 32), np.uint8))
     with pytest.raises(DatasetFormatError, match=r"\(count, 28, 28\)"):
-        load_dataset("fashion_mnist", directory, allow_download=False)
+        load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
     directory = write_fake_dataset(tmp_path / "fake2")
     write_idx_file(directory / f"{FILE_NAMES['test_labels']}.gz", np.full(20, 12, np.uint8))
     with pytest.raises(DatasetFormatError, match=r"0\.\.9, found 12\.\.12"):
-        load_dataset("fashion_mnist", directory, allow_download=False)
+        load_dataset("fashion_mnist", DataSources(directory, allow_download=False))
 
 
 def test_unknown_dataset_lists_valid_names() -> None:
@@ -239,9 +240,9 @@ def test_unknown_dataset_lists_valid_names() -> None:
 
 def test_data_dir_argument(tmp_path: Path, nowhere: dict[str, object]) -> None:
     directory = write_fake_dataset(tmp_path / "explicit", gz=False)
-    location = find_dataset_dir("fashion_mnist", directory, **nowhere)
+    location = find_dataset_dir("fashion_mnist", DataSources(directory, **nowhere))
     assert location == ("idx", directory)
-    (x_train, _), _ = load_dataset("fashion_mnist", str(directory), **nowhere)
+    (x_train, _), _ = load_dataset("fashion_mnist", DataSources(str(directory), **nowhere))
     assert len(x_train) == 60
 
 
@@ -249,14 +250,14 @@ def test_env_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = write_fake_dataset(tmp_path / "from-env", n_train=30)
     monkeypatch.setenv(data.DATA_DIR_ENV, str(directory))
     # Even with the Debian package installed, the env var wins.
-    (x_train, _), _ = load_dataset("fashion_mnist", allow_download=False)
+    (x_train, _), _ = load_dataset("fashion_mnist", DataSources(allow_download=False))
     assert len(x_train) == 30
 
 
 def test_explicit_data_dir_beats_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(data.DATA_DIR_ENV, str(write_fake_dataset(tmp_path / "env", n_train=30)))
     explicit = write_fake_dataset(tmp_path / "explicit", n_train=50)
-    (x_train, _), _ = load_dataset("fashion_mnist", explicit, allow_download=False)
+    (x_train, _), _ = load_dataset("fashion_mnist", DataSources(explicit, allow_download=False))
     assert len(x_train) == 50
 
 
@@ -266,14 +267,14 @@ def test_explicit_data_dir_beats_env(tmp_path: Path, monkeypatch: pytest.MonkeyP
 )
 def test_parent_dir_with_dataset_subfolder(tmp_path: Path, nowhere: dict[str, object], name: str, subdir: str) -> None:
     write_fake_dataset(tmp_path / "datasets" / subdir)
-    location = find_dataset_dir(name, tmp_path / "datasets", **nowhere)
+    location = find_dataset_dir(name, DataSources(tmp_path / "datasets", **nowhere))
     assert location == ("idx", tmp_path / "datasets" / subdir)
 
 
 def test_parent_dir_does_not_mix_up_datasets(tmp_path: Path, nowhere: dict[str, object]) -> None:
     write_fake_dataset(tmp_path / "datasets" / "mnist")
     with pytest.raises(DatasetNotFoundError):
-        find_dataset_dir("fashion_mnist", tmp_path / "datasets", **nowhere)
+        find_dataset_dir("fashion_mnist", DataSources(tmp_path / "datasets", **nowhere))
 
 
 def test_explicit_dir_without_files_is_an_error(tmp_path: Path) -> None:
@@ -282,7 +283,7 @@ def test_explicit_dir_without_files_is_an_error(tmp_path: Path) -> None:
     write_idx_file(directory / f"{FILE_NAMES['train_labels']}.gz", np.arange(10, dtype=np.uint8))
     # Debian/Keras are not consulted: the user asked for this directory.
     with pytest.raises(DatasetNotFoundError) as excinfo:
-        find_dataset_dir("fashion_mnist", directory, allow_download=False)
+        find_dataset_dir("fashion_mnist", DataSources(directory, allow_download=False))
     message = str(excinfo.value)
     assert str(directory) in message and "--data-dir" in message
     for role in ("train_images", "test_images", "test_labels"):
@@ -294,7 +295,7 @@ def test_env_dir_that_does_not_exist(tmp_path: Path, monkeypatch: pytest.MonkeyP
     missing = tmp_path / "nope"
     monkeypatch.setenv(data.DATA_DIR_ENV, str(missing))
     with pytest.raises(DatasetNotFoundError) as excinfo:
-        find_dataset_dir("fashion_mnist", allow_download=False)
+        find_dataset_dir("fashion_mnist", DataSources(allow_download=False))
     message = str(excinfo.value)
     assert f"${data.DATA_DIR_ENV} {missing}" in message and "does not exist" in message
 
@@ -302,14 +303,14 @@ def test_env_dir_that_does_not_exist(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_debian_dir_is_used(tmp_path: Path, nowhere: dict[str, object]) -> None:
     debian = write_fake_dataset(tmp_path / "usr-share" / "fashion-mnist")
     options = {**nowhere, "debian_dirs": [debian]}
-    assert find_dataset_dir("fashion_mnist", **options) == ("idx", debian)
+    assert find_dataset_dir("fashion_mnist", DataSources(**options)) == ("idx", debian)
 
 
 def test_keras_cache_idx_and_npz(tmp_path: Path, nowhere: dict[str, object]) -> None:
     keras_home = tmp_path / "keras-home"
     cache = write_fake_dataset(keras_home / "datasets" / "fashion-mnist")
     options = {**nowhere, "keras_homes": [keras_home]}
-    assert find_dataset_dir("fashion_mnist", **options) == ("idx", cache)
+    assert find_dataset_dir("fashion_mnist", DataSources(**options)) == ("idx", cache)
 
     raw = fake_arrays(40, 10, seed=2)
     npz = keras_home / "datasets" / "mnist.npz"
@@ -321,12 +322,12 @@ def test_keras_cache_idx_and_npz(tmp_path: Path, nowhere: dict[str, object]) -> 
         y_test=raw["test_labels"],
     )
     options["debian_dirs"] = [tmp_path / "no-debian" / "mnist"]
-    assert find_dataset_dir("mnist", **options) == ("npz", npz)
-    (x_train, y_train), (x_test, _) = load_dataset("mnist", **options)
+    assert find_dataset_dir("mnist", DataSources(**options)) == ("npz", npz)
+    (x_train, y_train), (x_test, _) = load_dataset("mnist", DataSources(**options))
     assert x_train.shape == (40, 784) and x_test.shape == (10, 784)
     np.testing.assert_array_equal(y_train, raw["train_labels"])
     # An explicit path to the npz file works too.
-    assert find_dataset_dir("mnist", npz, allow_download=False) == ("npz", npz)
+    assert find_dataset_dir("mnist", DataSources(npz, allow_download=False)) == ("npz", npz)
 
 
 def test_keras_home_env_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,7 +337,7 @@ def test_keras_home_env_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_missing_everywhere_lists_every_place(tmp_path: Path, nowhere: dict[str, object]) -> None:
     with pytest.raises(DatasetNotFoundError) as excinfo:
-        load_splits("fashion_mnist", **nowhere)
+        load_splits("fashion_mnist", DataSources(**nowhere))
     message = str(excinfo.value)
     assert "'fashion_mnist'" in message
     assert str(tmp_path / "no-debian" / "fashion-mnist") in message
@@ -352,7 +353,7 @@ def test_missing_everywhere_lists_every_place(tmp_path: Path, nowhere: dict[str,
 def test_missing_mnist_does_not_suggest_the_fashion_package(tmp_path: Path, nowhere: dict[str, object]) -> None:
     options = {**nowhere, "debian_dirs": [tmp_path / "no-debian" / "mnist"]}
     with pytest.raises(DatasetNotFoundError) as excinfo:
-        find_dataset_dir("mnist", **options)
+        find_dataset_dir("mnist", DataSources(**options))
     message = str(excinfo.value)
     assert "apt-get" not in message
     assert str(tmp_path / "no-keras" / "datasets" / "mnist.npz") in message
@@ -369,7 +370,7 @@ def test_offline_download_fails_fast(
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
     start = time.monotonic()
     with pytest.raises(DatasetNotFoundError) as excinfo:
-        find_dataset_dir("fashion_mnist", **{**nowhere, "allow_download": True})
+        find_dataset_dir("fashion_mnist", DataSources(**{**nowhere, "allow_download": True}))
     assert time.monotonic() - start < 5
     assert f"download via keras.datasets.fashion_mnist: offline (cannot connect to 127.0.0.1:{port}" in str(
         excinfo.value
@@ -417,7 +418,7 @@ def test_stratified_split_rejects_bad_arguments() -> None:
 
 def test_load_splits_on_fake_data(tmp_path: Path, nowhere: dict[str, object]) -> None:
     directory = write_fake_dataset(tmp_path / "fake", n_train=100, n_test=40)
-    splits = load_splits("fashion_mnist", directory, val_fraction=0.2, seed=1, **nowhere)
+    splits = load_splits("fashion_mnist", DataSources(directory, **nowhere), val_fraction=0.2, seed=1)
     assert isinstance(splits, Splits)
     assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (80, 20, 40)
     assert splits.class_names == CLASS_NAMES["fashion_mnist"] and splits.num_classes == 10
@@ -426,14 +427,14 @@ def test_load_splits_on_fake_data(tmp_path: Path, nowhere: dict[str, object]) ->
     assert "train=80" in repr(splits)
     # Callers get their own arrays, so changing them cannot corrupt the shared cache.
     splits.x_test[0, 0] = 5.0
-    assert load_splits("fashion_mnist", directory, **nowhere).x_test[0, 0] <= 1.0
+    assert load_splits("fashion_mnist", DataSources(directory, **nowhere)).x_test[0, 0] <= 1.0
 
-    small = load_splits("fashion_mnist", directory, val_fraction=0.2, seed=1, limit=50, **nowhere)
+    small = load_splits("fashion_mnist", DataSources(directory, **nowhere), val_fraction=0.2, seed=1, limit=50)
     assert len(small.y_train) + len(small.y_val) == 50 and len(small.y_val) == 10
     assert len(small.y_test) == 20  # proportional: 50/100 of 40
     assert set(np.unique(np.concatenate([small.y_train, small.y_val]))) == set(range(10))
     with pytest.raises(ValueError, match="limit"):
-        load_splits("fashion_mnist", directory, limit=0, **nowhere)
+        load_splits("fashion_mnist", DataSources(directory, **nowhere), limit=0)
 
 
 def test_mnist_class_names() -> None:
@@ -449,14 +450,21 @@ def test_mnist_class_names() -> None:
     reason=f"real Fashion-MNIST not installed at {DEBIAN_FASHION} (apt-get install dataset-fashion-mnist)",
 )
 def test_real_fashion_mnist_from_debian(tmp_path: Path) -> None:
-    assert find_dataset_dir("fashion_mnist", allow_download=False, keras_homes=[tmp_path]) == ("idx", DEBIAN_FASHION)
-    (x_train, y_train), (x_test, y_test) = load_dataset("fashion_mnist", allow_download=False, keras_homes=[tmp_path])
+    assert find_dataset_dir("fashion_mnist", DataSources(allow_download=False, keras_homes=[tmp_path])) == (
+        "idx",
+        DEBIAN_FASHION,
+    )
+    (x_train, y_train), (x_test, y_test) = load_dataset(
+        "fashion_mnist", DataSources(allow_download=False, keras_homes=[tmp_path])
+    )
     assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
     assert len(y_train) == 60000 and len(y_test) == 10000
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10
     assert abs(float(x_train.mean()) - 0.286) < 0.001
 
-    splits = load_splits("fashion_mnist", val_fraction=0.1, seed=0, allow_download=False, keras_homes=[tmp_path])
+    splits = load_splits(
+        "fashion_mnist", DataSources(allow_download=False, keras_homes=[tmp_path]), val_fraction=0.1, seed=0
+    )
     assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (54000, 6000, 10000)
     assert np.bincount(splits.y_val).tolist() == [600] * 10

@@ -16,9 +16,9 @@ import ray
 from conftest import FASHION_DIR
 
 from tune_mlp.checkpoint import load_checkpoint
-from tune_mlp.results import best_checkpoint, load_results
-from tune_mlp.search import SearchOptions, run_search, summarize
+from tune_mlp.results import best_result, load_results
 from tune_mlp.trainable import CRASH_ONCE_ENV
+from tune_mlp.tuning import SearchOptions, run_search, write_best
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SPACE = """
@@ -78,12 +78,13 @@ def test_smoke_search_with_wandb_offline_gives_a_loadable_best_checkpoint(local_
     )
     results = run_search(options)
     assert len(results) == 2 and not results.errors
-    summary = summarize(results)
-    best = load_checkpoint(summary["checkpoint"])
-    assert best.metrics["val_accuracy"] == pytest.approx(summary["val_accuracy"])
-    assert summary["val_accuracy"] > 0.3  # chance is 0.1
+    summary = write_best(results)
+    assert json.loads((tmp_path / "smoke" / "best.json").read_text())["best"] == summary.to_dict()
+    best = load_checkpoint(summary.checkpoint)
+    assert best.metrics["val_accuracy"] == pytest.approx(summary.score)
+    assert summary.score > 0.3  # chance is 0.1
     every_epoch = [m["val_accuracy"] for r in results for m in r.metrics_dataframe.to_dict("records")]
-    assert summary["val_accuracy"] == pytest.approx(max(every_epoch))
+    assert summary.score == pytest.approx(max(every_epoch))
     assert list(tmp_path.rglob("offline-run-*")), "WandbLoggerCallback wrote no offline run"
 
 
@@ -108,7 +109,7 @@ parameters:
             initial_points=4,
             storage_path=str(tmp_path),
             name="nan",
-            wandb_project=None,
+            no_wandb=True,
             seed=3,
         )
     )
@@ -118,7 +119,7 @@ parameters:
     assert diverged and healthy, [r.config for r in results]
     assert all(math.isnan(r.metrics["val_accuracy"]) for r in diverged)
     assert all(r.metrics["epoch"] == 3 for r in healthy)
-    assert best_checkpoint(results).config["learning_rate"] == 0.05
+    assert best_result(results).config["learning_rate"] == 0.05
 
 
 def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:

@@ -94,15 +94,15 @@ def test_run_on_tiny_idx_files_writes_metrics_and_best_checkpoint(tmp_path) -> N
     )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"history", "best_val_accuracy", "test_accuracy", "test_loss", "samples_per_second"} <= set(metrics)
+    assert {"history", "best", "samples_per_second"} <= set(metrics)
     assert len(metrics["history"]) == 3
     best = max(metrics["history"], key=lambda m: m["val_accuracy"])
-    assert metrics["best_val_accuracy"] == best["val_accuracy"]
+    assert metrics["best"]["score"] == best["val_accuracy"] and metrics["best"]["metric"] == "val_accuracy"
     checkpoint = load_checkpoint(out / "checkpoint")
     assert checkpoint.epoch == best["epoch"]
     assert json.loads((out / "checkpoint" / "config.json").read_text())["hidden_size"] == 16
     (_, _), (x_test, y_test) = load_dataset("fashion_mnist", str(data_dir))
-    assert numpy_accuracy(checkpoint.weights, "relu", x_test, y_test) == pytest.approx(metrics["test_accuracy"])
+    assert numpy_accuracy(checkpoint.weights, "relu", x_test, y_test) == pytest.approx(metrics["best"]["test_accuracy"])
 
 
 def test_wandb_offline_without_a_key(tmp_path, monkeypatch) -> None:
@@ -146,18 +146,18 @@ def test_study_command_reaches_087_on_fashion_mnist(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test_accuracy"] >= 0.870
+    assert metrics["best"]["test_accuracy"] >= 0.870
     checkpoint = load_checkpoint(out / "checkpoint")
     (_, _), (x_test, y_test) = load_dataset("fashion_mnist")
-    assert numpy_accuracy(checkpoint.weights, "relu", x_test, y_test) == pytest.approx(metrics["test_accuracy"])
+    assert numpy_accuracy(checkpoint.weights, "relu", x_test, y_test) == pytest.approx(metrics["best"]["test_accuracy"])
     assert np.isfinite(metrics["samples_per_second"]) and metrics["samples_per_second"] > 10_000
 
 
 def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, tiny_splits) -> None:
     from tune_mlp.checkpoint import save_checkpoint
     from tune_mlp.config import TrainConfig
-    from tune_mlp.train import BEST_DIR, LAST_DIR, RunOptions, run_training
     from tune_mlp.trainer import Trainer
+    from tune_mlp.training import BEST_DIR, LAST_DIR, RunOptions, run_training
 
     config = TrainConfig(num_layers=1, hidden_size=16, batch_size=50, epochs=3, lr_schedule="cosine")
     straight = run_training(config, RunOptions(output=tmp_path / "a", progress=False), splits=tiny_splits)
@@ -169,7 +169,7 @@ def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, tiny_s
     resumed = run_training(config, RunOptions(output=tmp_path / "b", resume=True, progress=False), splits=tiny_splits)
 
     assert [m["epoch"] for m in resumed["history"]] == [1, 2, 3]
-    assert resumed["test_accuracy"] == pytest.approx(straight["test_accuracy"])
+    assert resumed["best"]["test_accuracy"] == pytest.approx(straight["best"]["test_accuracy"])
     last_a, last_b = load_checkpoint(tmp_path / "a" / LAST_DIR), load_checkpoint(tmp_path / "b" / LAST_DIR)
     for wa, wb in zip(last_a.weights, last_b.weights):
         np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)

@@ -19,15 +19,12 @@ so the training loop can `build` eagerly and then step inside
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
 
 from tune_mlp.config import OPTIMIZER_NAMES
-
-if TYPE_CHECKING:
-    from tune_mlp.config import TrainConfig
 
 # A constant step size, or a schedule evaluated at the optimizer's `iterations`
 # (the number of updates already applied, int64), like a Keras LearningRateSchedule.
@@ -381,16 +378,3 @@ def make_optimizer(
     cls = OPTIMIZERS[name]
     given = {"momentum": momentum, "beta": beta, "beta1": beta1, "beta2": beta2, "epsilon": epsilon}
     return cls(learning_rate, **{key: given[key] for key in cls.hyperparameters})
-
-
-def make_optimizer_from_config(config: TrainConfig, learning_rate: LearningRate | None = None) -> Optimizer:
-    """The run's optimizer; `learning_rate` (e.g. a schedule) defaults to `config.learning_rate`."""
-    return make_optimizer(
-        config.optimizer,
-        config.learning_rate if learning_rate is None else learning_rate,
-        momentum=config.momentum,
-        beta=config.beta,
-        beta1=config.beta1,
-        beta2=config.beta2,
-        epsilon=config.epsilon,
-    )

@@ -1,4 +1,4 @@
-"""Reading a finished (or interrupted) experiment: the best epoch of all trials, by ``val_accuracy``."""
+"""The one reader of a Ray Tune experiment: its trials as tables and its single best epoch (a ``BestResult``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from ray import tune
 
-from tune_mlp.config import METRIC, MODE
+from tune_mlp import storage
+from tune_mlp.config import METRIC, MODE, is_better
 from tune_mlp.errors import UserInputError
+from tune_mlp.records import BestResult, SearchRecord
+
+HISTORY_COLUMNS = ["trial_id", "epoch", "val_accuracy", "val_loss", "train_loss", "train_accuracy", "wall_time"]
 
 
 class ExperimentError(UserInputError, ValueError):
@@ -18,40 +23,21 @@ class ExperimentError(UserInputError, ValueError):
 
 
 @dataclass(frozen=True)
-class BestCheckpoint:
-    trial_id: str
-    config: dict[str, Any]  # the trial's sampled config
-    metrics: dict[str, Any]  # the metrics reported with the chosen checkpoint
-    path: str  # the checkpoint directory (tune_mlp checkpoint format)
+class Experiment:
+    """A search as tables: one row per trial, one per reported epoch, and its best epoch."""
 
-    @property
-    def score(self) -> float:
-        return float(self.metrics[METRIC])
-
-
-def best_checkpoint(results: tune.ResultGrid) -> BestCheckpoint:
-    """The checkpoint of the single best epoch across all trials (``scope="all"``), NaN ignored.
-
-    ``Result.checkpoint`` is a trial's *latest* checkpoint; the best epoch is among ``best_checkpoints``.
-    """
-    sign = 1.0 if MODE == "max" else -1.0
-    best: BestCheckpoint | None = None
-    for result in results:
-        for checkpoint, metrics in result.best_checkpoints or []:
-            score = metrics.get(METRIC)
-            if score is None or not math.isfinite(score):
-                continue
-            if best is None or sign * score > sign * best.score:
-                best = BestCheckpoint(metrics.get("trial_id", ""), dict(result.config), dict(metrics), checkpoint.path)
-    if best is None:
-        raise ExperimentError(f"no trial of this experiment reported a finite {METRIC} with a checkpoint")
-    return best
+    name: str
+    path: str
+    record: SearchRecord  # what it was asked to do (metric, mode, method, space)
+    trials: pd.DataFrame  # trial_id, status, <metric> (best), epochs, training_seconds, checkpoint, config/*
+    histories: pd.DataFrame  # HISTORY_COLUMNS (+ the metric)
+    best: BestResult
 
 
-def load_results(experiment_dir: str | Path) -> tune.ResultGrid:
+def load_results(experiment_dir: str | Path, record: SearchRecord | None = None) -> tune.ResultGrid:
     """Open an experiment through Ray's ResultGrid; a clear error for a folder that is not one."""
     path = str(experiment_dir)
-    if "://" not in path:
+    if not storage.is_uri(path):
         local = Path(path).expanduser()
         if not local.exists():
             raise ExperimentError(f"{local} does not exist: give the experiment folder, e.g. ray_results/<name>")
@@ -61,6 +47,93 @@ def load_results(experiment_dir: str | Path) -> tune.ResultGrid:
                 "`python -m tune_mlp.search` printed, e.g. ray_results/<name>"
             )
         path = str(local.resolve())
+    record = record or SearchRecord.load(path) or SearchRecord()
     # ExperimentAnalysis is what Tuner.restore(...).get_results() wraps, without restoring a trainable.
-    analysis = tune.ExperimentAnalysis(path, default_metric=METRIC, default_mode=MODE)
+    analysis = tune.ExperimentAnalysis(path, default_metric=record.metric, default_mode=record.mode)
     return tune.ResultGrid(analysis)
+
+
+def best_result(results: tune.ResultGrid, metric: str = METRIC, mode: str = MODE) -> BestResult:
+    """The checkpoint of the single best epoch across all trials, NaN ignored.
+
+    ``Result.checkpoint`` is a trial's *latest* checkpoint; the best epoch is among ``best_checkpoints``.
+    """
+    best: BestResult | None = None
+    for result in results:
+        for checkpoint, metrics in result.best_checkpoints or []:
+            score = metrics.get(metric)
+            if score is None or not is_better(float(score), best.score if best else None, mode):
+                continue
+            best = BestResult(
+                metric, mode, float(score), int(metrics.get("epoch", 0)), checkpoint.path,
+                dict(result.config), metrics.get("trial_id", ""),
+            )  # fmt: skip
+    if best is None:
+        raise ExperimentError(
+            f"no trial of this experiment reported a finite {metric} with a checkpoint (all failed or diverged?): "
+            "look at the trials' errors with --verbose, or run a new search"
+        )
+    return best
+
+
+def trial_status(metrics: dict[str, Any], error: Exception | None) -> str:
+    """errored / diverged / completed / stopped early (ASHA, a time budget, or still running when read)."""
+    if error is not None:
+        return "errored"
+    if metrics.get("diverged"):
+        return "diverged"
+    if metrics.get("epoch", 0) >= metrics.get("trial_epochs", math.inf):
+        return "completed"
+    return "stopped early"
+
+
+def load_experiment(experiment_dir: str | Path) -> Experiment:
+    """Every trial of an experiment (finished, stopped, errored) and its single best epoch."""
+    record = SearchRecord.load(str(experiment_dir)) if Path(experiment_dir).is_dir() else None
+    record = record or SearchRecord()
+    results = load_results(experiment_dir, record)
+    if len(results) == 0:
+        raise ExperimentError(f"{experiment_dir} has no trials yet: run the search (or --resume it) first")
+    rows, histories = [], []
+    for result in results:
+        rows.append(_trial_row(result, record))
+        frame = result.metrics_dataframe
+        if frame is not None and not frame.empty and record.metric in frame:
+            histories.append(frame.assign(wall_time=frame["timestamp"].astype(float)))
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=HISTORY_COLUMNS)
+    if not history.empty:  # seconds since the first trial started
+        history["wall_time"] -= (history["timestamp"] - history["time_total_s"]).min()
+    columns = list(dict.fromkeys([*HISTORY_COLUMNS, record.metric]))
+    return Experiment(
+        name=results.experiment_path.rstrip("/").rsplit("/", 1)[-1],
+        path=results.experiment_path,
+        record=record,
+        trials=pd.DataFrame(rows),
+        histories=history.reindex(columns=columns),
+        best=best_result(results, record.metric, record.mode),
+    )
+
+
+def _trial_row(result: Any, record: SearchRecord) -> dict[str, Any]:
+    frame = result.metrics_dataframe
+    config = {f"config/{key}": value for key, value in result.config.items()}
+    if frame is None or frame.empty or record.metric not in frame:
+        trial_id = result.path.rsplit("_", 1)[-1]
+        status = trial_status({}, result.error)
+        return {"trial_id": trial_id, "status": status, "stopped_early": False, record.metric: math.nan,
+                "epochs": 0, "training_seconds": 0.0, "checkpoint": None, **config}  # fmt: skip
+    last = frame.iloc[-1].to_dict()
+    status = trial_status(last, result.error)
+    scores = frame[record.metric]
+    best = scores.max() if record.mode == "max" else scores.min()
+    checkpoints = [(c, m) for c, m in result.best_checkpoints or [] if m.get(record.metric) == best]
+    return {
+        "trial_id": last["trial_id"],
+        "status": status,
+        "stopped_early": status == "stopped early",
+        record.metric: best,
+        "epochs": int(last["epoch"]),
+        "training_seconds": float(last.get("time_total_s", frame["epoch_seconds"].sum())),
+        "checkpoint": checkpoints[0][0].path if checkpoints else None,
+        **config,
+    }

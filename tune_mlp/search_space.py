@@ -9,6 +9,7 @@ an error naming the file, the key and what is wrong, before Ray starts.
 from __future__ import annotations
 
 import difflib
+import importlib.resources
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from ray import tune
 from tune_mlp.config import field_names, value_errors
 from tune_mlp.errors import UserInputError
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+# search_spaces/ sits at the top of the repository and is installed as the package data
+# tune_mlp.search_spaces (pyproject's package-dir), so a wheel finds the same files.
+SPACES_DIR = Path(str(importlib.resources.files("tune_mlp.search_spaces")))
 DISTRIBUTIONS = (
     "constant",
     "categorical",
@@ -58,6 +61,11 @@ class SearchSpace:
 
     def tune_space(self) -> dict[str, Any]:
         return to_tune_space(self.parameters)
+
+    def without(self, key: str) -> SearchSpace:
+        """The same space with ``key`` left to its default (and out of the start points)."""
+        points = [{k: v for k, v in point.items() if k != key} for point in self.points_to_evaluate]
+        return SearchSpace(self.path, {k: v for k, v in self.parameters.items() if k != key}, points)
 
 
 def sampled_keys(tune_space: dict[str, Any]) -> list[str]:

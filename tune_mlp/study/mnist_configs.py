@@ -1,9 +1,9 @@
 """The study's transfer experiment: three configurations recommended by the Fashion-MNIST search, on MNIST.
 
-    python -m analysis.mnist_configs --out reports/mnist_configs [--experiment ray_results/NAME] [--data-dir DIR]
+    python -m tune_mlp.study.mnist_configs --out reports/mnist_configs [--experiment ray_results/NAME] [--data-dir DIR]
 
 With ``--experiment`` the three best trials of that search are used, else
-``analysis/recommended_configs.yaml``. MNIST is found like every data set (``--data-dir``,
+``tune_mlp/study/recommended_configs.yaml``. MNIST is found like every data set (``--data-dir``,
 ``$TUNE_MLP_DATA_DIR``, the Keras cache, a download when online); no package registry has it.
 """
 
@@ -17,10 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
+from analysis.report import Section, write_report
 from tune_mlp.cli import add_flag, report_user_errors
-from tune_mlp.config import METRIC, TrainConfig
+from tune_mlp.config import TrainConfig
+from tune_mlp.data import load_splits
+from tune_mlp.results import load_experiment
+from tune_mlp.training import RunOptions, run_training
 
 RECOMMENDED = Path(__file__).with_name("recommended_configs.yaml")
 
@@ -28,35 +33,33 @@ RECOMMENDED = Path(__file__).with_name("recommended_configs.yaml")
 def recommended_configs(experiment: str | None = None, count: int = 3) -> dict[str, TrainConfig]:
     """Named configs: the best trials of an experiment, or the checked-in recommendations."""
     if experiment:
-        from analysis.experiment import load_experiment
-        from tune_mlp.trainable import trial_config
-
-        trials = load_experiment(experiment).trials.sort_values(METRIC, ascending=False).head(count)
-        configs = {}
-        for _, row in trials.iterrows():
-            values = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
-            epochs = int(row["epochs"])
-            configs[f"trial {row['trial_id']}"] = trial_config({**values, "epochs": epochs}, epochs)
-        return configs
+        found = load_experiment(experiment)
+        ascending = found.record.mode == "min"
+        trials = found.trials.dropna(subset=["checkpoint"]).sort_values(found.record.metric, ascending=ascending)
+        # The config each trial actually trained with is in its checkpoint's config.json; it trains to the
+        # epoch count it reached in the search.
+        return {
+            f"trial {row['trial_id']}": replace(
+                TrainConfig.load(Path(row["checkpoint"]) / "config.json"), epochs=int(row["epochs"])
+            )
+            for _, row in trials.head(count).iterrows()
+        }
     entries = yaml.safe_load(RECOMMENDED.read_text())
     return {entry.pop("name"): TrainConfig.from_dict(entry) for entry in entries}
 
 
 def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | None, progress: bool) -> dict[str, Any]:
-    import pandas as pd
-
-    from analysis.report import Section, write_report
-    from analysis.training_runs import train_and_score
-    from tune_mlp.data import load_splits
-
     first = replace(next(iter(configs.values())), dataset="mnist")
-    splits = load_splits("mnist", data_dir, first.val_fraction, first.seed)  # fails here, once, if MNIST is missing
+    splits = load_splits(
+        "mnist", data_dir, first.val_fraction, first.split_seed
+    )  # fails here, once, if MNIST is missing
     results = {}
     for index, (name, config) in enumerate(configs.items()):
-        run = train_and_score(replace(config, dataset="mnist"), splits, out / f"config_{index + 1}", progress)
+        options = RunOptions(out / f"config_{index + 1}", progress=progress)
+        best = run_training(replace(config, dataset="mnist"), options, splits)["best"]
         results[name] = {
-            "test_accuracy": run.get("test_accuracy"),
-            "best_val_accuracy": run.get("best_val_accuracy"),
+            "test_accuracy": best["test_accuracy"],
+            "best_val_accuracy": best["score"],
             "config": replace(config, dataset="mnist").to_dict(),
         }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -91,7 +94,9 @@ def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.mnist_configs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tune_mlp.study.mnist_configs", description=__doc__.split("\n\n")[0]
+    )
     add_flag(parser, "experiment", default=None, help="take the three best trials of this search")
     add_flag(parser, "out", default="reports/mnist_configs", help="output folder (default: %(default)s)")
     add_flag(parser, "data-dir", default=None, help="folder with MNIST's IDX files (or mnist.npz)")

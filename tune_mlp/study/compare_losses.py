@@ -1,6 +1,6 @@
 """The study's loss experiment: the same network trained with cross-entropy and with MSE.
 
-    python -m analysis.compare_losses --epochs 10 --out reports/compare_losses
+    python -m tune_mlp.study.compare_losses --epochs 10 --out reports/compare_losses
 
 Every training flag of ``python -m tune_mlp.train`` applies to both runs (except ``--loss``).
 """
@@ -15,7 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from analysis.plots import loss_comparison
+from analysis.report import Section, write_report
 from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
+from tune_mlp.data import load_splits
+from tune_mlp.training import RunOptions, run_training
 
 LOSSES = ("cross_entropy", "mse")
 WHY = (
@@ -28,20 +34,15 @@ WHY = (
 
 
 def compare_losses(config: Any, out: Path, data_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
-    from analysis.plots import loss_comparison
-    from analysis.report import Section, write_report
-    from analysis.training_runs import history_frame, train_and_score
-    from tune_mlp.data import load_splits
-
-    splits = load_splits(config.dataset, data_dir, config.val_fraction, config.seed)
-    runs = {loss: train_and_score(replace(config, loss=loss), splits, out / loss, progress) for loss in LOSSES}
-    figure = loss_comparison({loss: history_frame(run) for loss, run in runs.items()}, out / "loss_comparison.png")
-    results = {
-        loss: {key: run.get(key) for key in ("best_val_accuracy", "test_accuracy", "test_loss", "best_epoch")}
-        for loss, run in runs.items()
+    splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
+    runs = {
+        loss: run_training(replace(config, loss=loss), RunOptions(out / loss, progress=progress), splits)
+        for loss in LOSSES
     }
+    histories = {loss: pd.DataFrame(run["history"]) for loss, run in runs.items()}
+    figure = loss_comparison(histories, out / "loss_comparison.png")
+    results = {loss: _scores(run["best"]) for loss, run in runs.items()}
     (out / "results.json").write_text(json.dumps({"config": config.to_dict(), "results": results}, indent=2) + "\n")
-    import pandas as pd
 
     ce, mse = results["cross_entropy"], results["mse"]
     gap = 100 * (ce["test_accuracy"] - mse["test_accuracy"])
@@ -60,8 +61,15 @@ def compare_losses(config: Any, out: Path, data_dir: str | None = None, progress
     return results
 
 
+def _scores(best: dict[str, Any]) -> dict[str, Any]:
+    return {"best_val_accuracy": best["score"], "test_accuracy": best["test_accuracy"],
+            "test_loss": best["test_loss"], "best_epoch": best["epoch"]}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.compare_losses", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tune_mlp.study.compare_losses", description=__doc__.split("\n\n")[0]
+    )
     add_train_arguments(parser, skip=("loss",))
     add_flag(parser, "out", default="reports/compare_losses", help="output folder (default: %(default)s)")
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")

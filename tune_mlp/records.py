@@ -1,0 +1,68 @@
+"""What runs and searches write beside their results, as plain JSON (no Ray needed to read them).
+
+- ``BestResult``: the best epoch. Training (``metrics.json``), the search driver (``best.json``) and
+  analysis (``summary.json``) all write it with ``to_dict()`` and read it with ``from_dict``.
+- ``SearchRecord`` (``search.json``): what a search was asked to do. The driver writes it before the
+  first trial; analysis, ``--resume`` and extending a search read it, so the metric, its direction
+  and the space are known from the experiment itself, never guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune_mlp import storage
+from tune_mlp.config import METRIC, MODE
+
+SEARCH_FILE = "search.json"
+BEST_FILE = "best.json"
+
+
+@dataclass(frozen=True)
+class BestResult:
+    """The best epoch of a run or of a whole search, by ``metric`` in direction ``mode``."""
+
+    metric: str  # what it was selected by
+    mode: str  # max | min
+    score: float  # the metric's value at that epoch
+    epoch: int  # 1-based epoch of the chosen checkpoint
+    checkpoint: str  # its folder (tune_mlp checkpoint format)
+    config: dict[str, Any]  # the run's hyperparameters
+    trial_id: str | None = None  # None for a plain training run
+    test_accuracy: float | None = None  # the checkpoint scored once on the test set
+    test_loss: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BestResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    metric: str = METRIC  # what every part selects by
+    mode: str = MODE  # max | min
+    method: str = "bayes"  # bayes (HyperOpt TPE) | random | grid
+    scheduler: dict[str, Any] = field(default_factory=dict)  # ASHA's parameters
+    space: str = ""  # the space file it came from
+    parameters: dict[str, Any] = field(default_factory=dict)  # the checked space, our names
+    options: dict[str, Any] = field(default_factory=dict)  # the SearchOptions it ran with
+
+    def save(self, experiment: str) -> None:
+        text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str) + "\n"
+        storage.write_text(experiment, SEARCH_FILE, text)
+
+    @classmethod
+    def load(cls, experiment: str) -> SearchRecord | None:
+        text = storage.read_text(experiment, SEARCH_FILE)
+        if text is None:
+            return None
+        values = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
