@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from idx_files import FILE_NAMES, fake_arrays, idx_bytes, write_fake_dataset, write_idx_file
 
-from tune_mlp.data import locate as data
 from tune_mlp.data import (
     CLASS_NAMES,
     DatasetFormatError,
@@ -28,6 +27,7 @@ from tune_mlp.data import (
     stratified_split,
     write_idx,
 )
+from tune_mlp.data import locate as data
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
