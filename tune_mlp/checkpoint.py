@@ -15,6 +15,7 @@ import numpy as np
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
+from tune_mlp.model import layer_sizes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
@@ -55,8 +56,6 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
 
 def load_checkpoint(directory: str | Path) -> Checkpoint:
     """Read a checkpoint and check that its weights are the network its config describes."""
-    from tune_mlp.model import layer_sizes
-
     directory = Path(directory)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _search_and_report(options) -> int:
-    from tune_mlp.results import load_results
+    from tune_mlp.results import load_results  # Ray: loaded only once the flags are known good
     from tune_mlp.tuning import run_search, write_best
 
     results = run_search(options)

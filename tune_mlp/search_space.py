@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from ray import tune
+from ray.tune.search.sample import Domain
 
 from tune_mlp.config import field_names, value_errors
 from tune_mlp.errors import UserInputError
@@ -70,8 +71,6 @@ class SearchSpace:
 
 def sampled_keys(tune_space: dict[str, Any]) -> list[str]:
     """The keys Tune samples per trial; every other key is a constant all trials share."""
-    from ray.tune.search.sample import Domain
-
     return [key for key, value in tune_space.items() if isinstance(value, Domain)]
 
 

@@ -6,7 +6,10 @@ Ray Tune takes either; the few files of our own beside an experiment (``best.jso
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pyarrow.fs
 
 from tune_mlp.errors import UserInputError
 
@@ -43,8 +46,6 @@ def check_writable(root: str) -> None:
 
 
 def _writable(folder: Path) -> bool:
-    import os
-
     return os.access(folder, os.W_OK | os.X_OK)
 
 
@@ -54,8 +55,6 @@ def write_text(experiment: str, filename: str, text: str) -> None:
         Path(experiment).mkdir(parents=True, exist_ok=True)
         Path(experiment, filename).write_text(text)
         return
-    import pyarrow.fs
-
     fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
     with fs.open_output_stream(f"{path.rstrip('/')}/{filename}") as out:
         out.write(text.encode())
@@ -66,8 +65,6 @@ def read_text(experiment: str, filename: str) -> str | None:
     if not is_uri(experiment):
         path = Path(experiment, filename)
         return path.read_text() if path.is_file() else None
-    import pyarrow.fs
-
     fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
     target = f"{path.rstrip('/')}/{filename}"
     if fs.get_file_info(target).type != pyarrow.fs.FileType.File:

@@ -108,7 +108,7 @@ def _wandb_logger(config: TrainConfig, options: RunOptions) -> Callable[[dict[st
     if not options.wandb_project:
         return lambda metrics: None
     configure_wandb_mode(f"{options.output}/wandb/offline-run-*")
-    import wandb
+    import wandb  # ~1 s to import, and only when W&B is on
 
     options.output.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=options.wandb_project, config=config.to_dict(), dir=str(options.output))
