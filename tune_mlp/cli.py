@@ -14,26 +14,53 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tune_mlp import config as config_module
-from tune_mlp.config import TrainConfig, value_errors
+from tune_mlp.config import CHOICES, TrainConfig, normalize_choice, value_errors
 
-_CHOICES = {
-    "dataset": config_module.DATASETS,
-    "activation": config_module.ACTIVATIONS,
-    "weight_init": config_module.WEIGHT_INITS,
-    "optimizer": config_module.OPTIMIZER_NAMES,
-    "loss": config_module.LOSSES,
-    "lr_schedule": config_module.LR_SCHEDULES,
+# The course assignment's short flags (``python train.py -nhl 3 -sz 128 -a ReLU ...``), so its users' commands
+# run as typed. Each is an exact alias of the long flag; argparse matches a whole option before any prefix,
+# so ``-e``/``-eps`` and ``-b``/``-beta``/``-beta1`` never shadow each other (tests/test_cli.py checks).
+SHORT_FLAGS = {
+    "num_layers": "-nhl",
+    "hidden_size": "-sz",
+    "learning_rate": "-lr",
+    "weight_init": "-w_i",
+    "weight_decay": "-w_d",
+    "optimizer": "-o",
+    "activation": "-a",
+    "loss": "-l",
+    "batch_size": "-b",
+    "epochs": "-e",
+    "dataset": "-d",
+    "momentum": "-m",
+    "beta": "-beta",
+    "beta1": "-beta1",
+    "beta2": "-beta2",
+    "epsilon": "-eps",
+    "wandb_project": "-wp",
+    "wandb_entity": "-we",
 }
 
 
 def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
-    """Register ``--a_b`` and ``--a-b`` for one option (one spelling when the name has no separator)."""
+    """Register ``--a_b`` and ``--a-b`` for one option (one spelling when the name has no separator),
+    and the assignment's short flag where it has one."""
     under, hyphen = "--" + name.replace("-", "_"), "--" + name.replace("_", "-")
     flags = [under] if under == hyphen else [under, hyphen]
     if kwargs.get("action") is argparse.BooleanOptionalAction:
         flags = [hyphen] if under == hyphen else [hyphen, under]
-    parser.add_argument(*flags, dest=name.replace("-", "_"), **kwargs)
+    dest = name.replace("-", "_")
+    short = [SHORT_FLAGS[dest]] if dest in SHORT_FLAGS else []
+    parser.add_argument(*short, *flags, dest=dest, **kwargs)
+
+
+class CompactHelpFormatter(argparse.HelpFormatter):
+    """``-nhl, --num_layers, --num-layers N`` instead of repeating the metavar after every spelling."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {metavar}"
 
 
 def _field_help() -> dict[str, str]:
@@ -44,7 +71,11 @@ def _field_help() -> dict[str, str]:
 
 def add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     """One flag per TrainConfig field, typed and defaulted from the dataclass."""
-    group = parser.add_argument_group("training run (TrainConfig)")
+    group = parser.add_argument_group(
+        "training run (TrainConfig)",
+        "choices are case-insensitive and take common spellings (ReLU, Xavier, mean_squared_error = mse); "
+        "see docs/sweeps.md",
+    )
     helps = _field_help()
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
@@ -55,10 +86,21 @@ def add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = (
         else:
             kwargs["type"] = {"int": int, "float": float, "str": str}[str(f.type)]
             kwargs["metavar"] = f.name.upper()
-            if f.name in _CHOICES:
-                kwargs["choices"] = _CHOICES[f.name]
+            if f.name in CHOICES:
+                kwargs["choices"] = CHOICES[f.name]
+                kwargs["type"] = _choice_type(f.name)
                 kwargs.pop("metavar")
         add_flag(group, f.name, **kwargs)
+
+
+def _choice_type(name: str) -> Callable[[str], str]:
+    """argparse checks ``choices`` after ``type``: normalising here lets ``--activation ReLU`` through."""
+
+    def convert(value: str) -> str:
+        return normalize_choice(name, value)
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
+from tune_mlp.cli import CompactHelpFormatter, add_flag, add_train_arguments, config_from_args, report_user_errors
 from tune_mlp.config import METRIC, TrainConfig
 
 BEST_DIR = "checkpoint"
@@ -36,6 +36,7 @@ class RunOptions:
     resume: bool = False
     progress: bool = True
     wandb_project: str | None = None  # None: no W&B
+    wandb_entity: str | None = None  # None: the W&B default entity
 
 
 def run_training(config: TrainConfig, options: RunOptions, splits: Any | None = None) -> dict[str, Any]:
@@ -120,7 +121,9 @@ def _wandb_logger(config: TrainConfig, options: RunOptions) -> Callable[[dict[st
     import wandb
 
     options.output.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=options.wandb_project, config=config.to_dict(), dir=str(options.output))
+    run = wandb.init(
+        project=options.wandb_project, entity=options.wandb_entity, config=config.to_dict(), dir=str(options.output)
+    )
 
     def log(metrics: dict[str, Any] | None) -> None:
         if metrics is None:
@@ -133,7 +136,9 @@ def _wandb_logger(config: TrainConfig, options: RunOptions) -> Callable[[dict[st
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tune_mlp.train", description="Train the MLP once and score its best epoch on the test set."
+        prog="python -m tune_mlp.train",
+        description="Train the MLP once and score its best epoch on the test set.",
+        formatter_class=CompactHelpFormatter,
     )
     add_train_arguments(parser)
     add_flag(
@@ -146,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "resume", action="store_true", help="continue the run in --output from its last checkpoint")
     add_flag(parser, "no_wandb", action="store_true", help="do not log to W&B")
     add_flag(parser, "wandb_project", default="tune_mlp", help="W&B project (default: %(default)s)")
+    add_flag(parser, "wandb_entity", default=None, help="W&B entity (team or user; default: your default entity)")
     add_flag(parser, "no_progress", action="store_true", help="no progress bar")
     return parser
 
@@ -163,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         wandb_project=None if args.no_wandb else args.wandb_project,
+        wandb_entity=args.wandb_entity,
     )
     return report_user_errors(lambda: _train_and_report(config, options))
 
