@@ -58,7 +58,7 @@ def test_shipped_spaces_load() -> None:
     [
         (
             "parameters:\n  hidden: {values: [1]}\n",
-            "parameters.hidden: unknown hyperparameter (did you mean 'hidden_size'?)",
+            "parameters.hidden: unknown hyperparameter (did you mean 'hidden_size'",
         ),
         ("parameters:\n  activation: {values: [relu, gelu]}\n", "parameters.activation: invalid choice 'gelu'"),
         ("parameters:\n  learning_rate: {values: []}\n", "'values' must be a non-empty list"),

@@ -23,28 +23,30 @@ class BestCheckpoint:
     config: dict[str, Any]  # the trial's sampled config
     metrics: dict[str, Any]  # the metrics reported with the chosen checkpoint
     path: str  # the checkpoint directory (tune_mlp checkpoint format)
+    metric: str = METRIC  # what "best" was chosen by (a sweep file's metric may differ)
 
     @property
     def score(self) -> float:
-        return float(self.metrics[METRIC])
+        return float(self.metrics[self.metric])
 
 
-def best_checkpoint(results: tune.ResultGrid) -> BestCheckpoint:
+def best_checkpoint(results: tune.ResultGrid, metric: str = METRIC, mode: str = MODE) -> BestCheckpoint:
     """The checkpoint of the single best epoch across all trials (``scope="all"``), NaN ignored.
 
     ``Result.checkpoint`` is a trial's *latest* checkpoint; the best epoch is among ``best_checkpoints``.
     """
-    sign = 1.0 if MODE == "max" else -1.0
+    sign = 1.0 if mode == "max" else -1.0
     best: BestCheckpoint | None = None
     for result in results:
         for checkpoint, metrics in result.best_checkpoints or []:
-            score = metrics.get(METRIC)
+            score = metrics.get(metric)
             if score is None or not math.isfinite(score):
                 continue
             if best is None or sign * score > sign * best.score:
-                best = BestCheckpoint(metrics.get("trial_id", ""), dict(result.config), dict(metrics), checkpoint.path)
+                trial_id = metrics.get("trial_id", "")
+                best = BestCheckpoint(trial_id, dict(result.config), dict(metrics), checkpoint.path, metric)
     if best is None:
-        raise ExperimentError(f"no trial of this experiment reported a finite {METRIC} with a checkpoint")
+        raise ExperimentError(f"no trial of this experiment reported a finite {metric} with a checkpoint")
     return best
 
 

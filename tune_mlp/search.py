@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class SearchOptions:
     smoke_test: bool = False
     max_failures: int = 2  # retries of a crashed trial, from its last checkpoint
     verbose: bool = False
+    dry_run: bool = False  # print what the space file became and exit
+    explicit: tuple[str, ...] = ()  # PLAN_FLAGS given on the command line: they win over the sweep file
 
 
 def storage_root(options: SearchOptions) -> str:
@@ -99,16 +101,10 @@ def _init_ray(options: SearchOptions) -> None:
         )
 
 
-def _tuner(
-    options: SearchOptions, name: str, trainable: Any, space: dict[str, Any], start_points: list[dict[str, Any]]
-):
+def _tuner(options: SearchOptions, name: str, trainable: Any, space: dict[str, Any], plan: Any):
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.hyperopt import HyperOptSearch
-
-    from tune_mlp.search_space import sampled_keys
 
     path = f"{storage_root(options)}/{name}"
     if tune.Tuner.can_restore(path):
@@ -117,16 +113,7 @@ def _tuner(
     if options.resume:
         raise SystemExit(f"error: --resume: {path} is not a Tune experiment that can be resumed")
     concurrency = options.concurrency or max(1, int(_cluster_cpus() // options.cpus_per_trial))
-    searcher = None  # HyperOpt cannot sample a space of constants: then Tune repeats the one config
-    if sampled_keys(space):
-        searcher = ConcurrencyLimiter(
-            HyperOptSearch(
-                points_to_evaluate=start_points or None,
-                n_initial_points=min(options.initial_points, options.samples),
-                random_state_seed=options.seed,
-            ),
-            max_concurrent=concurrency,
-        )
+    searcher = _searcher(options, plan, space, concurrency)
     scheduler = ASHAScheduler(
         time_attr="epoch",
         max_t=options.max_epochs,
@@ -137,8 +124,8 @@ def _tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode=MODE,
+            metric=plan.metric,
+            mode=plan.mode,
             search_alg=searcher,
             max_concurrent_trials=None if searcher else concurrency,
             scheduler=scheduler,
@@ -150,11 +137,11 @@ def _tuner(
             name=name,
             storage_path=storage_root(options),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=3, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
+                num_to_keep=3, checkpoint_score_attribute=plan.metric, checkpoint_score_order=plan.mode
             ),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             callbacks=_callbacks(options, name),
-            progress_reporter=_reporter(space, options),
+            progress_reporter=_reporter(space, options, plan.metric),
             verbose=1,
         ),
     )
@@ -179,14 +166,14 @@ def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     return [WandbLoggerCallback(project=options.wandb_project, group=name, excludes=["node_id"])]
 
 
-def _reporter(space: dict[str, Any], options: SearchOptions):
+def _reporter(space: dict[str, Any], options: SearchOptions, metric: str = METRIC):
     from ray.tune import CLIReporter
 
     from tune_mlp.search_space import sampled_keys
 
     return CLIReporter(
         parameter_columns=sampled_keys(space)[:8],
-        metric_columns={METRIC: "val_acc", "epoch": "epoch", "time_total_s": "secs"},
+        metric_columns={metric: metric.replace("accuracy", "acc"), "epoch": "epoch", "time_total_s": "secs"},
         max_report_frequency=5 if options.smoke_test else 30,
         sort_by_metric=True,  # by TuneConfig's metric and mode
         max_progress_rows=25,
@@ -204,18 +191,19 @@ def run_search(options: SearchOptions):
     from ray import tune
 
     from tune_mlp.data import load_splits
-    from tune_mlp.search_space import load_space, sampled_keys
+    from tune_mlp.search_space import sampled_keys
+    from tune_mlp.sweep import keys_line
     from tune_mlp.trainable import train_mlp
 
-    space_file = load_space(options.space)
-    space = space_file.tune_space()
-    start_points = space_file.points_to_evaluate
+    plan = search_plan(options)
+    print(keys_line(plan.sweep), flush=True)
+    options = SearchOptions(**(asdict(options) | {key: getattr(plan, key) for key in PLAN_FLAGS}))
+    space = plan.sweep.space.tune_space()
     if options.smoke_test:
-        options = SearchOptions(
-            **(asdict(options) | {"samples": 2, "max_epochs": min(options.max_epochs, 2), "grace_period": 1})
-        )
+        smoke = {"samples": plan.samples if plan.searcher == "grid" else 2, "max_epochs": min(options.max_epochs, 2)}
+        options = SearchOptions(**(asdict(options) | smoke | {"grace_period": 1}))
         space = {key: value for key, value in space.items() if key != "epochs"}
-        start_points = []
+        plan = replace(plan, **{key: getattr(options, key) for key in PLAN_FLAGS})
     fixed = {key: value for key, value in space.items() if key not in sampled_keys(space)}
     splits = load_splits(
         fixed.get("dataset", "fashion_mnist"),
@@ -236,37 +224,94 @@ def run_search(options: SearchOptions):
         ),
         {"cpu": options.cpus_per_trial},
     )
-    tuner = _tuner(options, name, trainable, space, start_points)
-    return tuner.fit()
+    tuner = _tuner(options, name, trainable, space, plan)
+    results = tuner.fit()
+    _write_text(results.experiment_path, "search.json", json.dumps(plan.summary(), indent=2) + "\n")
+    return results, plan
 
 
-def summarize(results) -> dict[str, Any]:
+def summarize(results, plan: Any = None) -> dict[str, Any]:
     """The best epoch of the experiment: what the driver prints and writes to best.json."""
     from tune_mlp.results import best_checkpoint
 
-    best = best_checkpoint(results)
+    metric, mode = (plan.metric, plan.mode) if plan else (METRIC, MODE)
+    best = best_checkpoint(results, metric, mode)
     return {
         "experiment": results.experiment_path,
         "trials": len(results),
         "errored_trials": len(results.errors),
-        METRIC: best.score,
+        "metric": metric,
+        metric: best.score,
         "epoch": best.metrics.get("epoch"),
         "trial_id": best.trial_id,
         "config": best.config,
         "checkpoint": best.path,
+        **({"search": plan.summary()} if plan else {}),
     }
 
 
 def _write_best(experiment: str, text: str) -> None:
-    """best.json next to the experiment, on a local/NFS path or a URI (s3://, gs://) alike."""
+    _write_text(experiment, "best.json", text)
+
+
+def _write_text(experiment: str, filename: str, text: str) -> None:
+    """A file next to the experiment, on a local/NFS path or a URI (s3://, gs://) alike."""
     if "://" not in experiment:
-        Path(experiment, "best.json").write_text(text)
+        Path(experiment, filename).write_text(text)
         return
     import pyarrow.fs
 
     fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
-    with fs.open_output_stream(f"{path.rstrip('/')}/best.json") as out:
+    with fs.open_output_stream(f"{path.rstrip('/')}/{filename}") as out:
         out.write(text.encode())
+
+
+# The sweep file's method / metric / early_terminate / run_cap (issue #9): tune_mlp.sweep makes the plan,
+# these few functions apply it. Flags given on the command line win over the file.
+PLAN_FLAGS = ("samples", "max_epochs", "grace_period", "reduction_factor")
+
+
+def search_plan(options: SearchOptions) -> Any:
+    """The ``tune_mlp.sweep.SearchPlan`` of the space file with the command line's flags over it."""
+    from tune_mlp.sweep import load_sweep, plan_search
+
+    defaults = {flag: getattr(SearchOptions, flag) for flag in PLAN_FLAGS}
+    flags = {flag: getattr(options, flag) for flag in options.explicit}
+    return plan_search(load_sweep(options.space), defaults, flags)
+
+
+def _searcher(options: SearchOptions, plan: Any, space: dict[str, Any], concurrency: int) -> Any:
+    """bayes: HyperOpt TPE (behind a ConcurrencyLimiter); random and grid: Tune's own variant generator."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    from tune_mlp.distributions import SweepHyperOptSearch
+    from tune_mlp.search_space import sampled_keys
+
+    points = plan.sweep.space.points_to_evaluate
+    if plan.searcher == "random" and points:
+        return BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
+    if plan.searcher != "hyperopt_tpe" or not sampled_keys(space):
+        return None  # Tune's BasicVariantGenerator: random draws, or every grid combination
+    tpe = SweepHyperOptSearch(
+        points_to_evaluate=points or None,
+        n_initial_points=min(options.initial_points, options.samples),
+        random_state_seed=options.seed,
+    )
+    return ConcurrencyLimiter(tpe, max_concurrent=concurrency)
+
+
+def _plan_line(plan: Any) -> str:
+    return (
+        f"method {plan.sweep.method} ({plan.searcher}), {plan.metric} ({plan.mode}), ASHA max_t {plan.max_epochs} "
+        f"grace {plan.grace_period} reduction {plan.reduction_factor}, {plan.trials} trials"
+    )
+
+
+def _dry_run(options: SearchOptions) -> int:
+    from tune_mlp.sweep import describe_plan
+
+    print(describe_plan(search_plan(options), options.initial_points, options.seed))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_flag(parser, "samples", type=int, default=defaults.samples, help="trials to run (default: %(default)s)")
+    add_flag(
+        parser, "samples", type=int, default=None, help=f"trials to run (default: run_cap, else {defaults.samples})"
+    )
     add_flag(
         parser,
         "space",
@@ -287,22 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "max-epochs",
         type=int,
-        default=defaults.max_epochs,
-        help="ASHA max_t, epochs per trial at most (default: %(default)s)",
+        default=None,
+        help=f"ASHA max_t, epochs per trial at most (default: early_terminate.max_iter, else {defaults.max_epochs})",
     )
     add_flag(
         parser,
         "grace-period",
         type=int,
-        default=defaults.grace_period,
-        help="ASHA grace period in epochs (default: %(default)s)",
+        default=None,
+        help=f"ASHA grace period in epochs (default: early_terminate.min_iter, else {defaults.grace_period})",
     )
     add_flag(
         parser,
         "reduction-factor",
         type=int,
-        default=defaults.reduction_factor,
-        help="ASHA reduction factor (default: %(default)s)",
+        default=None,
+        help=f"ASHA reduction factor (default: early_terminate.eta, else {defaults.reduction_factor})",
     )
     add_flag(
         parser,
@@ -351,10 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
     add_flag(parser, "smoke-test", action="store_true", help="two trials, two epochs, a slice of the data")
     add_flag(parser, "verbose", action="store_true", help="show Ray's and the trials' logs")
+    add_flag(
+        parser,
+        "dry-run",
+        action="store_true",
+        help="print the Tune space, searcher, scheduler and sample count the space file gives, and exit",
+    )
     return parser
 
 
 def options_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SearchOptions:
+    explicit = tuple(flag for flag in PLAN_FLAGS if getattr(args, flag) is not None)
+    for flag in PLAN_FLAGS:  # not given: the sweep file's value, else the default (search_plan decides)
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(SearchOptions, flag))
     for flag in ("samples", "max_epochs", "grace_period", "cpus_per_trial", "initial_points"):
         if getattr(args, flag) < 1:
             parser.error(f"argument --{flag.replace('_', '-')}: invalid value {getattr(args, flag)} (must be >= 1)")
@@ -366,7 +423,7 @@ def options_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"argument --max-failures: invalid value {args.max_failures} (must be >= 0)")
     values = {key: value for key, value in vars(args).items() if key in SearchOptions.__dataclass_fields__}
     values["wandb_project"] = None if args.no_wandb else args.wandb_project
-    return SearchOptions(**values)
+    return SearchOptions(**values, explicit=explicit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -375,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = options_from_args(parser, args)
     from tune_mlp.job import is_job_server, submit_search
 
+    if options.dry_run:
+        return report_user_errors(lambda: _dry_run(options))
     if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
         submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb_project is not None)
         return 0
@@ -384,11 +443,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _search_and_report(options: SearchOptions) -> int:
     from tune_mlp.results import load_results
 
-    results = run_search(options)
-    summary = summarize(results)
+    results, plan = run_search(options)
+    summary = summarize(results, plan)
     _write_best(summary["experiment"], json.dumps(summary, indent=2, default=str) + "\n")
     print(
-        f"\nbest trial {summary['trial_id']} (epoch {summary['epoch']}): {METRIC} {summary[METRIC]:.4f}\n"
+        f"\nsearch: {_plan_line(plan)}\n"
+        f"best trial {summary['trial_id']} (epoch {summary['epoch']}): {plan.metric} {summary[plan.metric]:.4f}\n"
         f"config: {json.dumps(summary['config'], sort_keys=True, default=str)}\n"
         f"best checkpoint: {summary['checkpoint']}\n"
         f"{summary['trials']} trials, {summary['errored_trials']} errored; "
