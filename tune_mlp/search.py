@@ -203,7 +203,8 @@ def run_search(options: SearchOptions):
         smoke = {"samples": plan.samples if plan.searcher == "grid" else 2, "max_epochs": min(options.max_epochs, 2)}
         options = SearchOptions(**(asdict(options) | smoke | {"grace_period": 1}))
         space = {key: value for key, value in space.items() if key != "epochs"}
-        plan = replace(plan, **{key: getattr(options, key) for key in PLAN_FLAGS})
+        trials = plan.trials if plan.searcher == "grid" else options.samples
+        plan = replace(plan, trials=trials, **{key: getattr(options, key) for key in PLAN_FLAGS})
     fixed = {key: value for key, value in space.items() if key not in sampled_keys(space)}
     splits = load_splits(
         fixed.get("dataset", "fashion_mnist"),
@@ -456,10 +457,10 @@ def _search_and_report(options: SearchOptions) -> int:
     )
     saved = load_results(summary["experiment"])  # what was persisted is what a resume starts from
     done = saved.num_terminated + saved.num_errors
-    if done < options.samples:  # Ctrl-C: Tune saved the state; say how to go on
+    if done < plan.trials:  # Ctrl-C: Tune saved the state; say how to go on
         name = summary["experiment"].rstrip("/").rsplit("/", 1)[-1]
         print(
-            f"interrupted with {done} of {options.samples} trials done; continue with: "
+            f"interrupted with {done} of {plan.trials} trials done; continue with: "
             f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
         )
     return 0

@@ -177,6 +177,8 @@ def _number(where: str, key: str, value: Any) -> float | int:
             raise SearchSpaceError(f"{where}: '{key}' must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SearchSpaceError(f"{where}: '{key}' must be a finite number, got {value!r}")
+    if abs(value) >= 2**53:  # past this, floats skip integers and numpy's samplers overflow
+        raise SearchSpaceError(f"{where}: '{key}' is too large ({value:g}); use a value below 9e15")
     return value
 
 

@@ -286,7 +286,7 @@ def describe_plan(plan: SearchPlan, initial_points: int, seed: int) -> str:
     """The ``--dry-run`` text: the Tune space, the searcher, the scheduler with its parameters, the sample count."""
     searcher = {
         "hyperopt_tpe": f"HyperOptSearch (TPE; {initial_points} random points first, seed {seed})",
-        "random": "random search (Tune's BasicVariantGenerator; no TPE)",
+        "random": "random search (Tune's BasicVariantGenerator, no searcher)",
         "grid": "grid search (tune.grid_search over every combination; no searcher)",
     }[plan.searcher]
     space = plan.sweep.space.tune_space()
