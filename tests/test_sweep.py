@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import FASHION_DIR
 
 from tune_mlp.search import main as search_main
 from tune_mlp.sweep import Hyperband, describe_plan, keys_line, load_sweep, plan_search
@@ -236,3 +238,53 @@ def test_describe_plan_lists_space_searcher_scheduler_and_samples(tmp_path) -> N
         "samples: 20",
     ]
     assert "  learning_rate  constant 0.01" in text and "  batch_size     choice [32, 64]" in text
+
+
+ASSIGNMENT_SWEEP = """
+program: train.py
+method: random
+metric: {name: val_acc, goal: maximize}
+early_terminate: {type: hyperband, min_iter: 1, eta: 2}
+parameters:
+  n_layers: {values: [1]}
+  hidden_layer_size: {values: [32]}
+  activation: {values: [ReLU, identity]}
+  weight_init: {value: Xavier}
+  loss: {value: mean_squared_error}
+  optimizer: {values: [nag]}
+  lr: {values: ["1e-3"]}
+  batch_size: {value: 256}
+"""
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
+def test_smoke_search_from_an_assignment_sweep_names_method_and_scheduler(tmp_path) -> None:
+    space = write(tmp_path, ASSIGNMENT_SWEEP)
+    out = subprocess.run(
+        [sys.executable, "-m", "tune_mlp.search", "--space", space, "--smoke-test", "--no_wandb"]
+        + ["--storage-path", str(tmp_path / "runs"), "--name", "assign"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"sweep file {space}: used method, metric, early_terminate, parameters; ignored: program" in out.stdout
+    assert (
+        "search: method random (random), val_accuracy (max), ASHA max_t 2 grace 1 reduction 2, 2 trials" in out.stdout
+    )
+    best = json.loads((tmp_path / "runs" / "assign" / "best.json").read_text())
+    search = json.loads((tmp_path / "runs" / "assign" / "search.json").read_text())
+    assert best["search"] == search and best["trials"] == 2 and best["metric"] == "val_accuracy"
+    assert (search["method"], search["searcher"], search["sweep_file"]) == ("random", "random", space)
+    assert search["scheduler"] | {} == {
+        "type": "asha",
+        "time_attr": "epoch",
+        "max_t": 2,
+        "grace_period": 1,
+        "reduction_factor": 2,
+        "from_early_terminate": True,
+    }
+    assert best["config"]["loss"] == "mse" and best["config"]["weight_init"] == "xavier"
+    assert best["config"]["activation"] in ("relu", "identity") and best["config"]["learning_rate"] == 0.001
+    assert 0.0 < best["val_accuracy"] <= 1.0

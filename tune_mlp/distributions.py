@@ -189,7 +189,7 @@ class SweepHyperOptSearch(HyperOptSearch):
         scope.define_if_new(_sweep_ppf)  # registers it; the node is scope._sweep_ppf
         ours = {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
         rest = {key: value for key, value in spec.items() if key not in ours}
-        space = HyperOptSearch.convert_search_space(rest, prefix) if rest else {}
+        space = HyperOptSearch.convert_search_space(rest, prefix) or dict(rest)  # {} when rest is all constants
         for key, domain in ours.items():
             s = domain.spec
             if s["distribution"] == "categorical_w_probabilities":

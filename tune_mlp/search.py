@@ -182,6 +182,11 @@ def _reporter(space: dict[str, Any], options: SearchOptions, metric: str = METRI
 
 def run_search(options: SearchOptions):
     """Run (or resume) an experiment and return its ResultGrid; errors in inputs stop it before Ray starts."""
+    return run_planned_search(options)[0]
+
+
+def run_planned_search(options: SearchOptions):
+    """``run_search``, also returning the ``SearchPlan`` it ran (method, metric, scheduler; see tune_mlp.sweep)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table, trimmed by our CLIReporter
     # Keeping the best 3 checkpoints forces a state snapshot per epoch (~0.5-1 s of driver time, counted by
     # scripts/bench_search.py); Ray warns about it on every result, which buries the progress table.
@@ -444,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _search_and_report(options: SearchOptions) -> int:
     from tune_mlp.results import load_results
 
-    results, plan = run_search(options)
+    results, plan = run_planned_search(options)
     summary = summarize(results, plan)
     _write_best(summary["experiment"], json.dumps(summary, indent=2, default=str) + "\n")
     print(
