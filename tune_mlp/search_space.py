@@ -237,6 +237,10 @@ def _check_values(where: str, field: str, spec: dict[str, Any]) -> None:
 def _check_shape(where: str, field: str, spec: dict[str, Any]) -> None:
     """normal / log_normal / beta families: their parameters, and whether the field can take their draws."""
     names = ("a", "b") if spec["distribution"].endswith("beta") else ("mu", "sigma")
+    stray = [key for key in spec if key not in (*names, "q", "distribution")]
+    if stray:
+        takes = ", ".join(names) + (", q" if spec["distribution"].startswith("q_") else "")
+        raise SearchSpaceError(f"{where}: {spec['distribution']} takes {takes}, not {stray[0]!r}")
     for name in names:
         spec.setdefault(name, DEFAULTS[name])
     if spec.get("sigma", 1.0) <= 0 or spec.get("a", 1.0) <= 0 or spec.get("b", 1.0) <= 0:
