@@ -19,7 +19,12 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 def numpy_accuracy(weights: list[np.ndarray], activation: str, x: np.ndarray, y: np.ndarray) -> float:
     """The MLP's test accuracy in plain numpy, independent of TensorFlow and of tune_mlp.model."""
-    act = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z))}[activation]
+    act = {
+        "relu": lambda z: np.maximum(z, 0),
+        "tanh": np.tanh,
+        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+        "identity": lambda z: z,
+    }[activation]
     h = x.astype(np.float64)
     for i in range(0, len(weights), 2):
         h = h @ weights[i] + weights[i + 1]

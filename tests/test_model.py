@@ -10,13 +10,24 @@ from tune_mlp.config import TrainConfig
 from tune_mlp.model import data_loss, forward, init_weights, l2_penalty, layer_sizes, numpy_logits
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
 def test_forward_matches_numpy(activation: str) -> None:
     config = TrainConfig(num_layers=2, hidden_size=16, activation=activation)
     weights = init_weights(layer_sizes(config), "xavier", seed=1)
     x = np.random.default_rng(0).uniform(size=(8, 784)).astype(np.float32)
     ours = forward([tf.constant(w) for w in weights], tf.constant(x), activation).numpy()
     np.testing.assert_allclose(ours, numpy_logits(weights, x, activation), rtol=1e-4, atol=1e-5)
+
+
+def test_identity_activation_makes_the_mlp_one_affine_map() -> None:
+    """The assignment's ``identity``: no non-linearity, so the layers collapse to x @ W + b."""
+    weights = init_weights([784, 16, 16, 10], "xavier", seed=2)
+    weights[1] += 0.1  # non-zero biases, so their propagation through later layers is checked too
+    x = np.random.default_rng(1).uniform(size=(5, 784)).astype(np.float32)
+    kernel = weights[0] @ weights[2] @ weights[4]
+    bias = (weights[1] @ weights[2] + weights[3]) @ weights[4] + weights[5]
+    ours = forward([tf.constant(w) for w in weights], tf.constant(x), "identity").numpy()
+    np.testing.assert_allclose(ours, x @ kernel + bias, rtol=1e-4, atol=1e-4)
 
 
 def test_layer_sizes_and_init_shapes() -> None:

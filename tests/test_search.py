@@ -206,7 +206,7 @@ def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp
         ("parameters:\n  learning_rat: {values: [0.1]}\n", "parameters.learning_rat: unknown hyperparameter"),
         ("parameters:\n  optimizer: {values: [adam, adamw]}\n", "parameters.optimizer: invalid choice 'adamw'"),
         ("parameters:\n  learning_rate: {min: 0.1, max: 0.01}\n", "'min' (0.1) must be smaller than 'max' (0.01)"),
-        ("parameters:\n  dropout: {distribution: beta, min: 0, max: 1}\n", "unknown distribution 'beta'"),
+        ("parameters:\n  dropout: {distribution: beta, min: 0, max: 1}\n", "beta takes a, b, not 'min'"),
         ("parameters: [1, 2\n", "not valid YAML"),
     ],
 )

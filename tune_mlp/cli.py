@@ -15,20 +15,57 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from tune_mlp.config import TrainConfig, value_errors
+from tune_mlp.config import TrainConfig, normalize_choice, value_errors
 from tune_mlp.errors import UserInputError
 
 T = TypeVar("T")
 _TYPES = {"int": int, "float": float, "str": str}
 
+# The course assignment's short flags (``python train.py -nhl 3 -sz 128 -a ReLU ...``), so its users' commands
+# run as typed. Each is an exact alias of the long flag; argparse matches a whole option before any prefix,
+# so ``-e``/``-eps`` and ``-b``/``-beta``/``-beta1`` never shadow each other (tests/test_cli.py checks).
+SHORT_FLAGS = {
+    "num_layers": "-nhl",
+    "hidden_size": "-sz",
+    "learning_rate": "-lr",
+    "weight_init": "-w_i",
+    "weight_decay": "-w_d",
+    "optimizer": "-o",
+    "activation": "-a",
+    "loss": "-l",
+    "batch_size": "-b",
+    "epochs": "-e",
+    "dataset": "-d",
+    "momentum": "-m",
+    "beta": "-beta",
+    "beta1": "-beta1",
+    "beta2": "-beta2",
+    "epsilon": "-eps",
+    "wandb_project": "-wp",
+    "wandb_entity": "-we",
+}
+
 
 def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
-    """Register ``--a_b`` and ``--a-b`` for one option (one spelling when the name has no separator)."""
+    """Register ``--a_b`` and ``--a-b`` for one option (one spelling when the name has no separator),
+    and the assignment's short flag where it has one."""
     under, hyphen = "--" + name.replace("-", "_"), "--" + name.replace("_", "-")
     flags = [under] if under == hyphen else [under, hyphen]
     if kwargs.get("action") is argparse.BooleanOptionalAction:
         flags = [hyphen] if under == hyphen else [hyphen, under]
-    parser.add_argument(*flags, dest=name.replace("-", "_"), **kwargs)
+    dest = name.replace("-", "_")
+    short = [SHORT_FLAGS[dest]] if dest in SHORT_FLAGS else []
+    parser.add_argument(*short, *flags, dest=dest, **kwargs)
+
+
+class CompactHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``-nhl, --num_layers, --num-layers N`` instead of repeating the metavar after every spelling."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {metavar}"
 
 
 def field_help(cls: type) -> dict[str, str]:
@@ -38,15 +75,16 @@ def field_help(cls: type) -> dict[str, str]:
 
 
 def add_dataclass_arguments(
-    parser: argparse.ArgumentParser, cls: type, title: str, skip: Sequence[str] = ()
+    parser: argparse.ArgumentParser, cls: type, title: str, skip: Sequence[str] = (), description: str | None = None
 ) -> argparse._ArgumentGroup:
     """One flag per field of ``cls``, typed and defaulted from the dataclass."""
-    group = parser.add_argument_group(title)
+    group = parser.add_argument_group(title, description)
     helps = field_help(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        kwargs: dict[str, Any] = {"default": f.default, "help": f"{helps.get(f.name, '')} (default: %(default)s)"}
+        shown = "" if f.default is None or "(default:" in helps.get(f.name, "") else " (default: %(default)s)"
+        kwargs: dict[str, Any] = {"default": f.default, "help": helps.get(f.name, "") + shown}
         kind = str(f.type).replace(" | None", "")
         if kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
@@ -54,14 +92,29 @@ def add_dataclass_arguments(
             kwargs["type"] = _TYPES[kind]
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]
+                kwargs["type"] = _choice_type(f.name)
             else:
                 kwargs["metavar"] = f.name.upper()
         add_flag(group, f.name, **kwargs)
     return group
 
 
+def _choice_type(name: str) -> Callable[[str], str]:
+    """argparse checks ``choices`` after ``type``: normalising here lets ``--activation ReLU`` through."""
+
+    def convert(value: str) -> str:
+        return normalize_choice(name, value)
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
 def add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    add_dataclass_arguments(parser, TrainConfig, "training run (TrainConfig)", skip)
+    add_dataclass_arguments(
+        parser, TrainConfig, "training run (TrainConfig)", skip,
+        "choices are case-insensitive and take common spellings (ReLU, Xavier, mean_squared_error = mse); "
+        "see docs/sweeps.md",
+    )  # fmt: skip
 
 
 def dataclass_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, cls: type[T]) -> T:

@@ -17,7 +17,7 @@ INPUT_SIZE = 784
 NUM_CLASSES = 10
 RANDOM_INIT_STDDEV = 0.01  # the study's "random" init: small normal weights
 
-_TF_ACTIVATIONS = {"sigmoid": tf.sigmoid, "tanh": tf.tanh, "relu": tf.nn.relu}
+_TF_ACTIVATIONS = {"sigmoid": tf.sigmoid, "tanh": tf.tanh, "relu": tf.nn.relu, "identity": tf.identity}
 
 
 def layer_sizes(config: TrainConfig) -> list[int]:
@@ -88,6 +88,7 @@ def numpy_logits(weights: Sequence[np.ndarray], x: np.ndarray, activation: str) 
         "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
         "tanh": np.tanh,
         "relu": lambda z: np.maximum(z, 0.0),
+        "identity": lambda z: z,
     }
     h = np.asarray(x, np.float64)
     num_layers = len(weights) // 2

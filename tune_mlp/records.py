@@ -48,9 +48,14 @@ class BestResult:
 class SearchRecord:
     metric: str = METRIC  # what every part selects by
     mode: str = MODE  # max | min
-    method: str = "bayes"  # bayes (HyperOpt TPE) | random | grid
-    scheduler: dict[str, Any] = field(default_factory=dict)  # ASHA's parameters
-    space: str = ""  # the space file it came from
+    method: str = "bayes"  # the sweep file's method: bayes | random | grid
+    searcher: str = "hyperopt_tpe"  # what ran it: hyperopt_tpe | random | grid
+    samples: int = 0  # Tune's num_samples
+    trials: int = 0  # trials the search starts (a grid: samples x combinations)
+    scheduler: dict[str, Any] = field(default_factory=dict)  # ASHA's parameters, and whether the file set them
+    space: str = ""  # the sweep / space file it came from
+    used_keys: list[str] = field(default_factory=list)  # the file's keys that shaped the search
+    ignored_keys: list[str] = field(default_factory=list)  # the file's keys about launching runs, not searching
     parameters: dict[str, Any] = field(default_factory=dict)  # the checked space, our names
     options: dict[str, Any] = field(default_factory=dict)  # the SearchOptions it ran with
 

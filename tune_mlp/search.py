@@ -15,42 +15,52 @@ import json
 import sys
 from collections.abc import Sequence
 
-from tune_mlp.cli import add_dataclass_arguments, dataclass_from_args, report_user_errors
+from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclass_from_args, report_user_errors
+from tune_mlp.records import SearchRecord
+from tune_mlp.search_options import SearchOptions, search_plan
+from tune_mlp.sweep import SearchPlan, describe_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tune_mlp.tuning import SearchOptions
-
     parser = argparse.ArgumentParser(
         prog="python -m tune_mlp.search",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=CompactHelpFormatter,
     )
     add_dataclass_arguments(parser, SearchOptions, "search (SearchOptions)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Ray, TensorFlow and HyperOpt load in ~5 s: imported here, after argparse, so --help and flag errors are instant.
-    from tune_mlp.job import is_job_server, submit_search
-    from tune_mlp.tuning import SearchOptions
-
     parser = build_parser()
     options = dataclass_from_args(parser, parser.parse_args(argv), SearchOptions)
-    if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
-        submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb is not None)
+    return report_user_errors(lambda: _run(options, sys.argv[1:] if argv is None else argv))
+
+
+def _run(options: SearchOptions, argv: Sequence[str]) -> int:
+    plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
+    if options.dry_run:
+        print(describe_plan(plan, options.initial_points, options.seed))
         return 0
-    return report_user_errors(lambda: _search_and_report(options))
+    # Ray, TensorFlow and HyperOpt load in ~5 s: only now that the flags and the file are known good.
+    from tune_mlp.job import is_job_server, submit_search
+
+    if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
+        submit_search(options.address, argv, options.wandb is not None)
+        return 0
+    return _search_and_report(options, plan)
 
 
-def _search_and_report(options) -> int:
-    from tune_mlp.results import load_results  # Ray: loaded only once the flags are known good
-    from tune_mlp.tuning import run_search, write_best
+def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
+    from tune_mlp.results import load_results
+    from tune_mlp.tuning import plan_line, run_search, write_best
 
-    results = run_search(options)
+    results = run_search(options, plan)
     best = write_best(results)
+    record = SearchRecord.load(results.experiment_path) or SearchRecord()
     print(
-        f"\nbest trial {best.trial_id} (epoch {best.epoch}): {best.metric} {best.score:.4f}\n"
+        f"\nsearch: {plan_line(record)}\n"
+        f"best trial {best.trial_id} (epoch {best.epoch}): {best.metric} {best.score:.4f}\n"
         f"config: {json.dumps(best.config, sort_keys=True, default=str)}\n"
         f"best checkpoint: {best.checkpoint}\n"
         f"{len(results)} trials, {len(results.errors)} errored; "
@@ -58,10 +68,10 @@ def _search_and_report(options) -> int:
     )
     saved = load_results(results.experiment_path)  # what was persisted is what a resume starts from
     done = saved.num_terminated + saved.num_errors
-    if done < options.samples:  # Ctrl-C: Tune saved the state; say how to go on
+    if done < record.trials:  # Ctrl-C: Tune saved the state; say how to go on
         name = results.experiment_path.rstrip("/").rsplit("/", 1)[-1]
         print(
-            f"interrupted with {done} of {options.samples} trials done; continue with: "
+            f"interrupted with {done} of {record.trials} trials done; continue with: "
             f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
         )
     return 0

@@ -15,13 +15,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
+from tune_mlp.cli import CompactHelpFormatter, add_flag, add_train_arguments, config_from_args, report_user_errors
 from tune_mlp.config import TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tune_mlp.train", description="Train the MLP once and score its best epoch on the test set."
+        prog="python -m tune_mlp.train",
+        description="Train the MLP once and score its best epoch on the test set.",
+        formatter_class=CompactHelpFormatter,
     )
     add_train_arguments(parser)
     add_flag(
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "resume", action="store_true", help="continue the run in --output from its last checkpoint")
     add_flag(parser, "no_wandb", action="store_true", help="do not log to W&B")
     add_flag(parser, "wandb_project", default="tune_mlp", help="W&B project (default: %(default)s)")
+    add_flag(parser, "wandb_entity", default=None, help="W&B entity (team or user; default: your default entity)")
     add_flag(parser, "no_progress", action="store_true", help="no progress bar")
     return parser
 
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         wandb_project=None if args.no_wandb else args.wandb_project,
+        wandb_entity=args.wandb_entity,
     )
     return report_user_errors(lambda: _train_and_report(config, options))
 

@@ -37,6 +37,7 @@ class RunOptions:
     resume: bool = False
     progress: bool = True
     wandb_project: str | None = None  # None: no W&B
+    wandb_entity: str | None = None  # None: the W&B default entity
 
 
 def run_training(config: TrainConfig, options: RunOptions, splits: Splits | None = None) -> dict[str, Any]:
@@ -111,7 +112,9 @@ def _wandb_logger(config: TrainConfig, options: RunOptions) -> Callable[[dict[st
     import wandb  # ~1 s to import, and only when W&B is on
 
     options.output.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=options.wandb_project, config=config.to_dict(), dir=str(options.output))
+    run = wandb.init(
+        project=options.wandb_project, entity=options.wandb_entity, config=config.to_dict(), dir=str(options.output)
+    )
 
     def log(metrics: dict[str, Any] | None) -> None:
         if metrics is None:

@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,51 +19,24 @@ import ray
 from ray import tune
 from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.hyperopt import HyperOptSearch
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from tune_mlp import storage
-from tune_mlp.config import TrainConfig, bounded
+from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
+from tune_mlp.distributions import SweepHyperOptSearch
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
 from tune_mlp.results import BestResult, best_result
-from tune_mlp.search_space import SearchSpace, load_space, sampled_keys
+from tune_mlp.search_options import SearchOptions, apply_plan, search_plan
+from tune_mlp.search_space import sampled_keys
+from tune_mlp.sweep import SearchPlan, keys_line
 from tune_mlp.trainable import train_mlp
-from tune_mlp.wandb_setup import DEFAULT_PROJECT, configure_wandb_mode
+from tune_mlp.wandb_setup import configure_wandb_mode
 
 SMOKE_TRAIN_EXAMPLES = 3000
+__all__ = ["SearchOptions", "run_search", "write_best", "plan_line"]  # SearchOptions: re-exported for callers
 DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole search: trials must compare
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """How to search; what to train is in the space file and TrainConfig."""
-
-    samples: int = bounded(20, 1)  # trials to run
-    space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
-    max_epochs: int = bounded(30, 1)  # ASHA's max_t, the most epochs a trial trains
-    grace_period: int = bounded(3, 1)  # epochs before ASHA may stop a trial
-    reduction_factor: int = bounded(3, 2)  # ASHA keeps 1/reduction_factor of the trials at each rung
-    cpus_per_trial: int = bounded(1, 1)  # CPUs (TensorFlow threads) per trial
-    concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
-    initial_points: int = bounded(6, 1)  # random trials before TPE takes over
-    max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
-    seed: int = 0  # the searcher's seed
-    storage_path: str = "./ray_results"  # results root: a path, or an s3:// / gs:// URI
-    name: str | None = None  # experiment name; an existing one is resumed (default: <space>-<time>)
-    resume: bool = False  # continue --name, or the newest experiment in --storage-path
-    address: str | None = None  # Ray cluster: auto, HOST:6379, ray://HOST:10001; http://HOST:8265 submits a job
-    wandb_project: str | None = DEFAULT_PROJECT  # W&B project
-    no_wandb: bool = False  # do not log to W&B
-    data_dir: str | None = None  # folder with the IDX files
-    smoke_test: bool = False  # two trials, two epochs, a slice of the data
-    verbose: bool = False  # show Ray's and the trials' logs
-
-    @property
-    def wandb(self) -> str | None:
-        """The W&B project to log to, or None."""
-        return None if self.no_wandb else self.wandb_project
 
 
 def experiment_name(options: SearchOptions) -> str:
@@ -81,10 +53,6 @@ def experiment_name(options: SearchOptions) -> str:
         return states[-1].parent.name
     space = Path(options.space).stem
     return f"{space}{'-smoke' if options.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def smoke_options(options: SearchOptions) -> SearchOptions:
-    return dataclasses.replace(options, samples=2, max_epochs=min(options.max_epochs, 2), grace_period=1)
 
 
 def base_config(space: dict[str, Any]) -> TrainConfig:
@@ -121,11 +89,14 @@ def init_ray(options: SearchOptions) -> None:
         )
 
 
-def _searcher(options: SearchOptions, space: dict[str, Any], points: list[dict[str, Any]], concurrency: int):
-    """HyperOpt's TPE behind a concurrency limit; None (Tune's own sampling) for a space of constants."""
-    if not sampled_keys(space):  # HyperOpt cannot sample a space of constants: Tune repeats the one config
-        return None
-    tpe = HyperOptSearch(
+def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], concurrency: int) -> Any:
+    """bayes: HyperOpt TPE behind a concurrency limit; random and grid: Tune's own variant generator (None)."""
+    points = [] if options.smoke_test else plan.sweep.space.points_to_evaluate
+    if plan.searcher == "random" and points:
+        return BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
+    if plan.searcher != "hyperopt_tpe" or not sampled_keys(space):
+        return None  # random draws, every grid combination, or one config of constants repeated
+    tpe = SweepHyperOptSearch(
         points_to_evaluate=points or None,
         n_initial_points=min(options.initial_points, options.samples),
         random_state_seed=options.seed,
@@ -134,6 +105,7 @@ def _searcher(options: SearchOptions, space: dict[str, Any], points: list[dict[s
 
 
 def _scheduler(options: SearchOptions) -> ASHAScheduler:
+    """ASHA on epochs, with the plan's max_t / grace / reduction (the file's hyperband or the flags)."""
     return ASHAScheduler(
         time_attr="epoch",
         max_t=options.max_epochs,
@@ -142,7 +114,7 @@ def _scheduler(options: SearchOptions) -> ASHAScheduler:
     )
 
 
-def _tuner(options: SearchOptions, path: str, trainable: Any, space: SearchSpace, record: SearchRecord) -> tune.Tuner:
+def _tuner(options: SearchOptions, path: str, trainable: Any, plan: SearchPlan, record: SearchRecord) -> tune.Tuner:
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     if tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
@@ -151,10 +123,9 @@ def _tuner(options: SearchOptions, path: str, trainable: Any, space: SearchSpace
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
         )
-    tune_space = space.tune_space()
+    tune_space = _trial_space(plan, options)
     concurrency = options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1.0) // options.cpus_per_trial))
-    points = [] if options.smoke_test else space.points_to_evaluate
-    searcher = _searcher(options, tune_space, points, concurrency)
+    searcher = _searcher(options, plan, tune_space, concurrency)
     name = path.rsplit("/", 1)[-1]
     return tune.Tuner(
         trainable,
@@ -197,7 +168,11 @@ def _callbacks(options: SearchOptions, name: str) -> list[Any]:
 def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord) -> tune.CLIReporter:
     return tune.CLIReporter(
         parameter_columns=sampled_keys(space)[:8],
-        metric_columns={record.metric: record.metric, "epoch": "epoch", "time_total_s": "secs"},
+        metric_columns={
+            record.metric: record.metric.replace("accuracy", "acc"),
+            "epoch": "epoch",
+            "time_total_s": "secs",
+        },
         max_report_frequency=5 if options.smoke_test else 30,
         sort_by_metric=True,  # by TuneConfig's metric and mode
         max_progress_rows=25,
@@ -214,14 +189,22 @@ def _quiet_tune(options: SearchOptions) -> None:
         os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
 
 
-def run_search(options: SearchOptions) -> tune.ResultGrid:
-    """Run (or resume) an experiment and return its ResultGrid; errors in inputs stop it before Ray starts."""
+def _trial_space(plan: SearchPlan, options: SearchOptions) -> dict[str, Any]:
+    """The Tune space; a smoke test leaves ``epochs`` to its 2-epoch cap."""
+    space = plan.sweep.space.tune_space()
+    return {key: value for key, value in space.items() if not (options.smoke_test and key == "epochs")}
+
+
+def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.ResultGrid:
+    """Run (or resume) an experiment and return its ResultGrid; errors in inputs stop it before Ray starts.
+
+    ``plan``: ``search_plan(options)`` when the caller has it already (the CLI checks it before heavy imports).
+    """
     _quiet_tune(options)
-    space = load_space(options.space)
-    if options.smoke_test:
-        options = smoke_options(options)
-        space = space.without("epochs")
-    base = base_config(space.tune_space())
+    plan = plan or search_plan(options)
+    print(keys_line(plan.sweep), flush=True)
+    options = apply_plan(options, plan)
+    base = base_config(_trial_space(plan, options))
     storage.check_writable(options.storage_path)
     name = experiment_name(options)
     path = storage.experiment_path(options.storage_path, name)
@@ -235,21 +218,27 @@ def run_search(options: SearchOptions) -> tune.ResultGrid:
     if options.wandb:
         configure_wandb_mode(f"{path}/trial_*/wandb/offline-run-*")
     init_ray(options)
-    record = SearchRecord(
-        space=str(space.path), parameters=space.parameters, options=dataclasses.asdict(options),
-        scheduler={"type": "asha", "max_t": options.max_epochs, "grace_period": options.grace_period,
-                   "reduction_factor": options.reduction_factor},
-    )  # fmt: skip
+    record = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
     trainable = tune.with_resources(
         tune.with_parameters(
             train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial
         ),
         {"cpu": options.cpus_per_trial},
     )
-    tuner = _tuner(options, path, trainable, space, record)
+    tuner = _tuner(options, path, trainable, plan, record)
     if SearchRecord.load(path) is None:
         record.save(path)
     return tuner.fit()
+
+
+def plan_line(record: SearchRecord) -> str:
+    """How the search ran, in one line: the final output and the report say it."""
+    scheduler = record.scheduler
+    return (
+        f"method {record.method} ({record.searcher}), {record.metric} ({record.mode}), ASHA max_t "
+        f"{scheduler.get('max_t')} grace {scheduler.get('grace_period')} reduction "
+        f"{scheduler.get('reduction_factor')}, {record.trials} trials"
+    )
 
 
 def write_best(results: tune.ResultGrid) -> BestResult:
@@ -257,6 +246,7 @@ def write_best(results: tune.ResultGrid) -> BestResult:
     record = SearchRecord.load(results.experiment_path) or SearchRecord()
     best = best_result(results, record.metric, record.mode)
     summary = {
+        "search": dataclasses.asdict(record),
         "experiment": results.experiment_path,
         "trials": len(results),
         "errored_trials": len(results.errors),

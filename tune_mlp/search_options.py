@@ -1,0 +1,67 @@
+"""What a search is asked to do: ``SearchOptions`` (the flags) and the plan a sweep file and those flags make.
+
+Kept free of TensorFlow so ``python -m tune_mlp.search`` checks flags and the sweep file, and answers
+``--dry-run``, before the heavy imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from tune_mlp.config import bounded
+from tune_mlp.sweep import SearchPlan, load_sweep, plan_search
+from tune_mlp.wandb_setup import DEFAULT_PROJECT
+
+PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search; what to train is in the space file and TrainConfig."""
+
+    # None: the sweep file's value (run_cap, early_terminate), else PLAN_DEFAULTS; a flag given wins over the file.
+    samples: int | None = bounded(None, 1)  # trials to run (default: the file's run_cap, else 20)
+    space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
+    max_epochs: int | None = bounded(
+        None, 1
+    )  # ASHA's max_t, the most epochs a trial trains (default: max_iter, else 30)
+    grace_period: int | None = bounded(None, 1)  # epochs before ASHA may stop a trial (default: min_iter, else 3)
+    reduction_factor: float | None = bounded(None, 1, low_open=True)  # ASHA keeps 1/this at each rung (eta, else 3)
+    cpus_per_trial: int = bounded(1, 1)  # CPUs (TensorFlow threads) per trial
+    concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
+    initial_points: int = bounded(6, 1)  # random trials before TPE takes over
+    max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
+    seed: int = 0  # the searcher's seed
+    storage_path: str = "./ray_results"  # results root: a path, or an s3:// / gs:// URI
+    name: str | None = None  # experiment name; an existing one is resumed (default: <space>-<time>)
+    resume: bool = False  # continue --name, or the newest experiment in --storage-path
+    address: str | None = None  # Ray cluster: auto, HOST:6379, ray://HOST:10001; http://HOST:8265 submits a job
+    wandb_project: str | None = DEFAULT_PROJECT  # W&B project
+    no_wandb: bool = False  # do not log to W&B
+    data_dir: str | None = None  # folder with the IDX files
+    smoke_test: bool = False  # two trials, two epochs, a slice of the data
+    verbose: bool = False  # show Ray's and the trials' logs
+    dry_run: bool = False  # print the Tune space, searcher, scheduler and sample count the file gives, and exit
+
+    @property
+    def wandb(self) -> str | None:
+        """The W&B project to log to, or None."""
+        return None if self.no_wandb else self.wandb_project
+
+
+def search_plan(options: SearchOptions) -> SearchPlan:
+    """The sweep file's plan (method, metric, early_terminate, run_cap) with the flags given over it."""
+    flags = {key: getattr(options, key) for key in PLAN_DEFAULTS}
+    plan = plan_search(load_sweep(options.space), PLAN_DEFAULTS, flags)
+    if not options.smoke_test:
+        return plan
+    grid = plan.searcher == "grid"  # a grid keeps every combination, one sample each
+    samples = plan.samples if grid else 2
+    return dataclasses.replace(
+        plan, samples=samples, trials=plan.trials if grid else 2, max_epochs=min(plan.max_epochs, 2), grace_period=1
+    )
+
+
+def apply_plan(options: SearchOptions, plan: SearchPlan) -> SearchOptions:
+    return dataclasses.replace(options, **{key: getattr(plan, key) for key in PLAN_DEFAULTS})
