@@ -12,6 +12,8 @@ from typing import Any
 # checkpoint retention and analysis all read these two names from here.
 METRIC = "val_accuracy"
 MODE = "max"
+MODES = ("max", "min")
+REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")  # what every epoch reports
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 WEIGHT_INITS = ("random", "xavier")

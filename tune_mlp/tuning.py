@@ -24,7 +24,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.hyperopt import HyperOptSearch
 
 from tune_mlp import storage
-from tune_mlp.config import TrainConfig, bounded
+from tune_mlp.config import METRIC, MODE, MODES, REPORTED_METRICS, TrainConfig, bounded, choice
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
@@ -51,6 +51,8 @@ class SearchOptions:
     initial_points: int = bounded(6, 1)  # random trials before TPE takes over
     max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
     seed: int = 0  # the searcher's seed
+    metric: str = choice(METRIC, REPORTED_METRICS)  # what the searcher, ASHA, checkpoints and analysis select by
+    mode: str = choice(MODE, MODES)  # max | min: the metric's direction
     storage_path: str = "./ray_results"  # results root: a path, or an s3:// / gs:// URI
     name: str | None = None  # experiment name; an existing one is resumed (default: <space>-<time>)
     resume: bool = False  # continue --name, or the newest experiment in --storage-path
@@ -236,7 +238,8 @@ def run_search(options: SearchOptions) -> tune.ResultGrid:
         configure_wandb_mode(f"{path}/trial_*/wandb/offline-run-*")
     init_ray(options)
     record = SearchRecord(
-        space=str(space.path), parameters=space.parameters, options=dataclasses.asdict(options),
+        metric=options.metric, mode=options.mode, space=str(space.path), parameters=space.parameters,
+        options=dataclasses.asdict(options),
         scheduler={"type": "asha", "max_t": options.max_epochs, "grace_period": options.grace_period,
                    "reduction_factor": options.reduction_factor},
     )  # fmt: skip
