@@ -84,5 +84,3 @@ def make_histories(trials: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
