@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from idx_files import write_fake_dataset
+from synthetic_search import assert_real_png
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.study.compare_losses import main as compare_main
@@ -41,6 +42,7 @@ def test_compare_losses_trains_both_and_reports(tmp_path, capsys) -> None:
     report = (out / "report.md").read_text()
     assert "Why cross-entropy is the better default" in report
     assert f"**{results['cross_entropy']['test_accuracy']:.4f}**" in report and "![loss_comparison]" in report
+    assert_real_png(out / "loss_comparison.png")
     assert f"wrote {out / 'report.md'}" in printed
 
 
