@@ -1,22 +1,32 @@
-"""From an experiment folder to ``summary.json``, the pictures and a report: the best epoch, scored on test."""
+"""From an experiment folder to ``summary.json``, the pictures and a report: the best epoch, scored on test.
+
+Every "best" follows the experiment's own metric and mode (``search.json``); paths written into the
+report and the summary are relative (to the experiment, or to the output folder), never the machine's.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
-from analysis import plots
+from analysis import plots_eval, plots_search
+from analysis.importance import hyperparameter_importance
+from analysis.objective import Objective
+from analysis.parallel import parallel_coordinates
 from analysis.report import Section, write_report
+from tune_mlp import storage
 from tune_mlp.checkpoint import load_checkpoint
-from tune_mlp.config import METRIC
-from tune_mlp.data import load_splits
+from tune_mlp.data import Splits, load_splits
 from tune_mlp.evaluate import evaluate_weights
 from tune_mlp.results import Experiment, load_experiment
+
+TRIAL_TABLE_ROWS = 20
 
 
 def analyze(experiment_dir: str, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
@@ -29,18 +39,36 @@ def analyze(experiment_dir: str, out_dir: Path, data_dir: str | None = None) -> 
 
     trials = experiment.trials
     counts = trials["status"].value_counts().to_dict()
-    best = dataclasses.replace(experiment.best, test_accuracy=test.accuracy, test_loss=test.loss)
+    best = dataclasses.replace(
+        experiment.best,
+        checkpoint=relative_to(experiment.best.checkpoint, experiment.path),
+        test_accuracy=test.accuracy,
+        test_loss=test.loss,
+    )
     summary = {
         "experiment": experiment.name,
-        "experiment_path": experiment.path,
+        "experiment_path": _path_from(out_dir, experiment.path),
         "trials": {"total": len(trials), **{status: int(n) for status, n in counts.items()}},
         "best": best.to_dict(),
         "total_training_seconds": float(trials["training_seconds"].sum()),
         "per_trial_training_seconds": dict(zip(trials["trial_id"], trials["training_seconds"].round(2))),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    _write_report(experiment, summary, splits, test, out_dir)
+    _write_report(experiment, summary, splits, test.predictions, out_dir)
     return summary
+
+
+def relative_to(path: str, experiment_path: str) -> str:
+    """A path inside the experiment as ``trial_x/checkpoint_000004``; anything else unchanged."""
+    prefix = experiment_path.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _path_from(out_dir: Path, experiment_path: str) -> str:
+    """The experiment as seen from the report's folder (``..`` by default); a URI stays a URI."""
+    if storage.is_uri(experiment_path):
+        return experiment_path
+    return Path(os.path.relpath(experiment_path, out_dir.resolve())).as_posix()
 
 
 def per_class_table(y_true, y_pred, class_names) -> pd.DataFrame:
@@ -50,57 +78,76 @@ def per_class_table(y_true, y_pred, class_names) -> pd.DataFrame:
     ).set_index("class")
 
 
-def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test, out_dir: Path) -> None:
-    names = splits.class_names
-    confusion, confusion_normalized = plots.confusion_matrices(splits.y_test, test.predictions, names, out_dir)
-    importance_png, importance = plots.hyperparameter_importance(experiment.trials, out_dir / "importance.png")
-    classes = per_class_table(splits.y_test, test.predictions, names)
-    worst = classes["recall"].idxmin()
-    best = summary["best"]
-    config_table = pd.DataFrame({"value": best["config"]}).rename_axis("hyperparameter")
-    trials = experiment.trials.sort_values(METRIC, ascending=False)
-    trial_table = trials[["trial_id", "status", METRIC, "epochs", "training_seconds"]].head(20)
-    counts = ", ".join(f"{n} {status}" for status, n in summary["trials"].items() if status != "total")
+def _write_report(experiment: Experiment, summary: dict[str, Any], splits: Splits, predictions, out: Path) -> None:
+    objective = Objective.of(experiment.record)
     sections = [
-        Section(
-            "Result",
-            f"The best of **{summary['trials']['total']} trials** ({counts}) reached validation accuracy "
-            f"**{best['score']:.4f}** at epoch {best['epoch']} of trial `{best['trial_id']}`. "
-            f"That epoch's checkpoint, scored once on the {len(splits.y_test):,} test images it never saw: "
-            f"**test accuracy {best['test_accuracy']:.4f}**, test loss {best['test_loss']:.4f}.\n\n"
-            f"Checkpoint: `{best['checkpoint']}`",
-            config_table,
-        ),
-        Section(
-            "Where it fails",
-            f"Rows are the true class, columns the prediction. The weakest class is **{worst}** "
-            f"(recall {classes.loc[worst, 'recall']:.2f}).",
-            classes,
-            [
-                confusion,
-                confusion_normalized,
-                plots.per_class_accuracy(splits.y_test, test.predictions, names, out_dir / "per_class_accuracy.png"),
-                plots.sample_predictions(
-                    splits.x_test, splits.y_test, test.predictions, names, out_dir / "sample_predictions.png"
-                ),
-            ],
-        ),
-        Section(
-            "The search",
-            "Validation accuracy of every trial by epoch (trials ASHA stopped early end in ×), and the best "
-            "score found so far against wall time.",
-            trial_table.set_index("trial_id"),
-            [
-                plots.learning_curves(experiment.histories, experiment.trials, out_dir / "learning_curves.png"),
-                plots.best_so_far(experiment.histories, out_dir / "best_so_far.png"),
-            ],
-        ),
-        Section(
-            "Which hyperparameters mattered",
-            "Each line is a trial, coloured by its best validation accuracy. The importance is a random "
-            "forest's permutation importance over the trials (scikit-learn): with few trials, a hint, not a proof.",
-            importance.rename("importance").to_frame() if not importance.empty else None,
-            [plots.parallel_coordinates(experiment.trials, out_dir / "parallel_coordinates.png"), importance_png],
-        ),
+        _result_section(summary, objective, len(splits.y_test)),
+        _failure_section(splits, predictions, out),
+        _search_section(experiment, objective, out),
+        _importance_section(experiment, objective, out),
     ]
-    write_report(out_dir, f"Search report: {experiment.name}", sections)
+    write_report(out, f"Search report: {experiment.name}", sections)
+
+
+def _result_section(summary: dict[str, Any], objective: Objective, n_test: int) -> Section:
+    best, trials = summary["best"], summary["trials"]
+    counts = ", ".join(f"{n} {status}" for status, n in trials.items() if status != "total")
+    return Section(
+        "Result",
+        f"The best of **{trials['total']} trials** ({counts}), selected by {objective.metric} ({objective.mode}), "
+        f"reached {objective.label} **{best['score']:.4f}** at epoch {best['epoch']} of trial `{best['trial_id']}`. "
+        f"That epoch's checkpoint, scored once on the {n_test:,} test images it never saw: "
+        f"**test accuracy {best['test_accuracy']:.4f}**, test loss {best['test_loss']:.4f}.\n\n"
+        f"Checkpoint (in the experiment folder): `{best['checkpoint']}`",
+        pd.DataFrame({"value": best["config"]}).rename_axis("hyperparameter"),
+    )
+
+
+def _failure_section(splits: Splits, predictions, out: Path) -> Section:
+    names, y_test = splits.class_names, splits.y_test
+    confusion, confusion_normalized = plots_eval.confusion_matrices(y_test, predictions, names, out)
+    classes = per_class_table(y_test, predictions, names)
+    worst = classes["recall"].idxmin()
+    return Section(
+        "Where it fails",
+        f"Rows are the true class, columns the prediction. The weakest class is **{worst}** "
+        f"(recall {classes.loc[worst, 'recall']:.2f}).",
+        classes,
+        [
+            confusion,
+            confusion_normalized,
+            plots_eval.per_class_accuracy(y_test, predictions, names, out / "per_class_accuracy.png"),
+            plots_eval.sample_predictions(splits.x_test, y_test, predictions, names, out / "sample_predictions.png"),
+        ],
+    )
+
+
+def _search_section(experiment: Experiment, objective: Objective, out: Path) -> Section:
+    trials = objective.sort_best_first(experiment.trials)
+    table = trials[["trial_id", "status", objective.metric, "epochs", "training_seconds"]].head(TRIAL_TABLE_ROWS)
+    return Section(
+        "The search",
+        f"{objective.label.capitalize()} of every trial by epoch (trials ASHA stopped early end in ×), and the "
+        f"best {objective.label} found so far against wall time. Trials are listed best first.",
+        table.set_index("trial_id"),
+        [
+            plots_search.learning_curves(
+                experiment.histories, experiment.trials, out / "learning_curves.png", objective
+            ),
+            plots_search.best_so_far(experiment.histories, out / "best_so_far.png", objective),
+        ],
+    )
+
+
+def _importance_section(experiment: Experiment, objective: Objective, out: Path) -> Section:
+    importance = hyperparameter_importance(experiment.trials, objective.metric)
+    return Section(
+        "Which hyperparameters mattered",
+        f"Each line is a trial, coloured by its best {objective.label}. The importance is a random "
+        "forest's permutation importance over the trials (scikit-learn): with few trials, a hint, not a proof.",
+        importance.to_frame() if not importance.empty else None,
+        [
+            parallel_coordinates(experiment.trials, out / "parallel_coordinates.png", objective),
+            plots_search.importance_chart(importance, experiment.trials, out / "importance.png", objective),
+        ],
+    )

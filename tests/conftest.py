@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's serv
 os.environ.setdefault("WANDB_SILENT", "true")
 
 from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
+from tune_mlp.data.locate import DATA_DIR_ENV  # noqa: E402
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -57,3 +59,52 @@ def fashion_splits() -> Splits:
     if not FASHION_DIR.is_dir():
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
     return load_splits("fashion_mnist", str(FASHION_DIR), 0.1, 0)
+
+
+@pytest.fixture(scope="session")
+def experiments(tmp_path_factory) -> Path:
+    """Real experiments made by real smoke searches (read-only: a test that edits one copies it first).
+
+    ``smoke``: the default, by val_accuracy (max); ``by-loss``: the same search selecting by val_loss (min);
+    ``all-nan``: one trial whose loss diverges at once.
+    """
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+    import ray
+
+    from tune_mlp.tuning import SearchOptions, run_search
+
+    root = tmp_path_factory.mktemp("experiments")
+    smoke = SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="smoke", no_wandb=True)
+    space = root / "nan.yaml"
+    space.write_text(
+        "parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
+        "  batch_size: {value: 256}\n  optimizer: {value: sgd}\n  learning_rate: {value: 1000000.0}\n"
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_search(smoke)
+        run_search(dataclasses.replace(smoke, name="by-loss", metric="val_loss", mode="min"))
+        run_search(dataclasses.replace(smoke, smoke_test=False, samples=1, space=str(space), max_epochs=2,
+                                       name="all-nan", data_dir=str(FASHION_DIR)))  # fmt: skip
+    finally:
+        ray.shutdown()
+    return root
+
+
+@pytest.fixture
+def isolated_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No data test may pick up a data dir or proxy from the developer's shell."""
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    for var in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path) -> dict[str, object]:
+    """Data look-up options that find nothing and never touch the network."""
+    return {
+        "allow_download": False,
+        "debian_dirs": [tmp_path / "no-debian" / "fashion-mnist"],
+        "keras_homes": [tmp_path / "no-keras"],
+    }

@@ -13,6 +13,9 @@ from typing import Any
 # checkpoint retention and analysis all read these two names from here.
 METRIC = "val_accuracy"
 MODE = "max"
+MODES = ("max", "min")
+# What every epoch reports, with the direction each is better in.
+REPORTED_METRICS = {"val_accuracy": "max", "val_loss": "min", "train_accuracy": "max", "train_loss": "min"}
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 WEIGHT_INITS = ("random", "xavier")
@@ -194,9 +197,11 @@ def validation_errors(config: Any) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     for f in dataclasses.fields(config):
         value, meta = getattr(config, f.name), f.metadata
+        if value is None and f.default is None:
+            continue  # an optional field left unset
         if "choices" in meta and value not in meta["choices"]:
             errors.append((f.name, f"invalid choice {value!r} (choose from {', '.join(meta['choices'])})"))
-        elif "low" in meta and not (value is None and f.default is None):
+        elif "low" in meta:
             message = _bound_error(value, meta["low"], meta["high"], meta["low_open"])
             if message:
                 errors.append((f.name, message))

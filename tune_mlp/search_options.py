@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tune_mlp.config import bounded
+from tune_mlp.config import MODES, REPORTED_METRICS, bounded, choice
 from tune_mlp.sweep import SearchPlan, load_sweep, plan_search
 from tune_mlp.wandb_setup import DEFAULT_PROJECT
 
@@ -33,6 +33,8 @@ class SearchOptions:
     initial_points: int = bounded(6, 1)  # random trials before TPE takes over
     max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
     seed: int = 0  # the searcher's seed
+    metric: str | None = choice(None, tuple(REPORTED_METRICS))  # what all parts select by (default: the file's)
+    mode: str | None = choice(None, MODES)  # max | min (default: the file's goal, else the metric's direction)
     storage_path: str = "./ray_results"  # results root: a path, or an s3:// / gs:// URI
     name: str | None = None  # experiment name; an existing one is resumed (default: <space>-<time>)
     resume: bool = False  # continue --name, or the newest experiment in --storage-path
@@ -54,6 +56,10 @@ def search_plan(options: SearchOptions) -> SearchPlan:
     """The sweep file's plan (method, metric, early_terminate, run_cap) with the flags given over it."""
     flags = {key: getattr(options, key) for key in PLAN_DEFAULTS}
     plan = plan_search(load_sweep(options.space), PLAN_DEFAULTS, flags)
+    if options.metric or options.mode:
+        metric = options.metric or plan.metric
+        mode = options.mode or (plan.mode if metric == plan.metric else REPORTED_METRICS[metric])
+        plan = dataclasses.replace(plan, metric=metric, mode=mode)
     if not options.smoke_test:
         return plan
     grid = plan.searcher == "grid"  # a grid keeps every combination, one sample each

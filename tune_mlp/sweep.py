@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Integer, Normal, Quantized
 
-from tune_mlp.config import METRIC, MODE
+from tune_mlp.config import METRIC, MODE, REPORTED_METRICS
 from tune_mlp.distributions import DISCRETE, SweepDistribution, grid_values
 from tune_mlp.search_space import (
     SearchSpace,
@@ -48,7 +48,6 @@ IGNORED_KEYS = (
 USED_KEYS = ("parameters", "method", "metric", "early_terminate", "run_cap", "points_to_evaluate")
 # What a trial reports each epoch (trainer.EpochResult), and the names users write for it. Plain
 # ``accuracy``/``loss`` mean the validation ones: a search selects on held-out data, never on train or test.
-REPORTED_METRICS = {"val_accuracy": "max", "val_loss": "min", "train_accuracy": "max", "train_loss": "min"}
 METRIC_ALIASES = {
     **dict.fromkeys(
         ("val_acc", "validation_accuracy", "valid_accuracy", "val_accuracy", "accuracy", "acc"), "val_accuracy"

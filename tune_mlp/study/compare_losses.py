@@ -7,7 +7,6 @@ Every training flag of ``python -m tune_mlp.train`` applies to both runs (except
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -17,10 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.plots import loss_comparison
+from analysis.plots_eval import loss_comparison
 from analysis.report import Section, write_report
-from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
+from tune_mlp.cli import add_train_arguments, config_from_args
 from tune_mlp.data import load_splits
+from tune_mlp.study.cli import run_and_print, study_parser
 from tune_mlp.training import RunOptions, run_training
 
 LOSSES = ("cross_entropy", "mse")
@@ -67,24 +67,16 @@ def _scores(best: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tune_mlp.study.compare_losses", description=__doc__.split("\n\n")[0]
-    )
+    parser = study_parser("python -m tune_mlp.study.compare_losses", __doc__, "reports/compare_losses")
     add_train_arguments(parser, skip=("loss",))
-    add_flag(parser, "out", default="reports/compare_losses", help="output folder (default: %(default)s)")
-    add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
-    add_flag(parser, "no_progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
-    return report_user_errors(lambda: _compare_and_report(config, args))
-
-
-def _compare_and_report(config: Any, args: argparse.Namespace) -> int:
-    results = compare_losses(config, Path(args.out), args.data_dir, not args.no_progress)
-    for loss, result in results.items():
-        print(f"{loss:>13}: test_accuracy {result['test_accuracy']:.4f}  best val {result['best_val_accuracy']:.4f}")
-    print(f"wrote {Path(args.out) / 'report.md'}")
-    return 0
+    out = Path(args.out)
+    return run_and_print(
+        lambda: compare_losses(config, out, args.data_dir, not args.no_progress),
+        out,
+        lambda loss, r: f"{loss:>13}: test_accuracy {r['test_accuracy']:.4f}  best val {r['best_val_accuracy']:.4f}",
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ With ``--experiment`` the three best trials of that search are used, else
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -20,22 +19,33 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.objective import Objective
 from analysis.report import Section, write_report
-from tune_mlp.cli import add_flag, report_user_errors
+from tune_mlp.cli import add_flag
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.results import load_experiment
+from tune_mlp.study.cli import run_and_print, study_parser
 from tune_mlp.training import RunOptions, run_training
 
 RECOMMENDED = Path(__file__).with_name("recommended_configs.yaml")
+TABLE_KEYS = (
+    "num_layers",
+    "hidden_size",
+    "activation",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "dropout",
+    "epochs",
+)
 
 
 def recommended_configs(experiment: str | None = None, count: int = 3) -> dict[str, TrainConfig]:
     """Named configs: the best trials of an experiment, or the checked-in recommendations."""
     if experiment:
         found = load_experiment(experiment)
-        ascending = found.record.mode == "min"
-        trials = found.trials.dropna(subset=["checkpoint"]).sort_values(found.record.metric, ascending=ascending)
+        trials = Objective.of(found.record).sort_best_first(found.trials.dropna(subset=["checkpoint"]))
         # The config each trial actually trained with is in its checkpoint's config.json; it trains to the
         # epoch count it reached in the search.
         return {
@@ -65,23 +75,8 @@ def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | Non
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = pd.DataFrame(
         {
-            name: {
-                "test_accuracy": r["test_accuracy"],
-                "best_val_accuracy": r["best_val_accuracy"],
-                **{
-                    k: r["config"][k]
-                    for k in (
-                        "num_layers",
-                        "hidden_size",
-                        "activation",
-                        "optimizer",
-                        "learning_rate",
-                        "batch_size",
-                        "dropout",
-                        "epochs",
-                    )
-                },
-            }
+            name: {"test_accuracy": r["test_accuracy"], "best_val_accuracy": r["best_val_accuracy"]}
+            | {key: r["config"][key] for key in TABLE_KEYS}
             for name, r in results.items()
         }
     ).T.rename_axis("configuration")
@@ -94,29 +89,24 @@ def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tune_mlp.study.mnist_configs", description=__doc__.split("\n\n")[0]
-    )
+    parser = study_parser(
+        "python -m tune_mlp.study.mnist_configs", __doc__, "reports/mnist_configs",
+        data_help="folder with MNIST's IDX files (or mnist.npz)",
+    )  # fmt: skip
     add_flag(parser, "experiment", default=None, help="take the three best trials of this search")
-    add_flag(parser, "out", default="reports/mnist_configs", help="output folder (default: %(default)s)")
-    add_flag(parser, "data-dir", default=None, help="folder with MNIST's IDX files (or mnist.npz)")
     add_flag(parser, "epochs", type=int, default=None, help="override every config's epochs")
-    add_flag(parser, "no_progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"argument --epochs: invalid value {args.epochs} (must be >= 1)")
-    return report_user_errors(lambda: _run_and_report(args))
+    out = Path(args.out)
 
+    def run() -> dict[str, Any]:
+        configs = recommended_configs(args.experiment)
+        if args.epochs:
+            configs = {name: replace(config, epochs=args.epochs) for name, config in configs.items()}
+        return run_on_mnist(configs, out, args.data_dir, not args.no_progress)
 
-def _run_and_report(args: argparse.Namespace) -> int:
-    configs = recommended_configs(args.experiment)
-    if args.epochs:
-        configs = {name: replace(config, epochs=args.epochs) for name, config in configs.items()}
-    results = run_on_mnist(configs, Path(args.out), args.data_dir, not args.no_progress)
-    for name, result in results.items():
-        print(f"{name:>22}: MNIST test_accuracy {result['test_accuracy']:.4f}")
-    print(f"wrote {Path(args.out) / 'report.md'}")
-    return 0
+    return run_and_print(run, out, lambda name, r: f"{name:>22}: MNIST test_accuracy {r['test_accuracy']:.4f}")
 
 
 if __name__ == "__main__":

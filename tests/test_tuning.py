@@ -1,4 +1,4 @@
-"""The search on a real local Ray with real HyperOpt, ASHA and wandb (offline)."""
+"""tune_mlp.tuning and ``python -m tune_mlp.search``: a real local Ray with real HyperOpt, ASHA and wandb (offline)."""
 
 from __future__ import annotations
 
@@ -219,7 +219,9 @@ def test_bad_space_file_gets_a_clear_error_before_ray_starts(tmp_path, text: str
     assert "Traceback" not in out
 
 
-def test_bad_cli_values_are_named(tmp_path) -> None:
-    proc = search_cli("--samples", "0", "--no_wandb")
+@pytest.mark.parametrize(("flag", "value"), [("--samples", "0"), ("--mode", "up"), ("--metric", "test_accuracy")])
+def test_bad_cli_values_are_named(tmp_path, flag: str, value: str) -> None:
+    proc = search_cli(flag, value, "--no_wandb", "--storage-path", str(tmp_path / "results"))
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "--samples" in out and "0" in out
+    assert proc.returncode == 2 and f"argument {flag}" in out and value in out
+    assert not (tmp_path / "results").exists()
