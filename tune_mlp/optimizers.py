@@ -19,7 +19,7 @@ so the training loop can `build` eagerly and then step inside
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -67,11 +67,10 @@ def momentum_update(
 def nag_update(
     var: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, lr: Scalar, momentum: Scalar
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Nesterov as Keras reformulates it: step along the look-ahead m' * mu - lr * g."""
+    """Nesterov as Keras reformulates it: the heavy-ball velocity, then a step along m' * mu - lr * g."""
+    _, m = momentum_update(var, grad, m, lr, momentum)
     dtype = var.dtype
-    grad, lr, momentum = _cast(grad, dtype), _cast(lr, dtype), _cast(momentum, dtype)
-    m = m * momentum - grad * lr
-    return var + (m * momentum - grad * lr), m
+    return var + (m * _cast(momentum, dtype) - _cast(grad, dtype) * _cast(lr, dtype)), m
 
 
 def rmsprop_update(
@@ -84,18 +83,18 @@ def rmsprop_update(
     return var - (lr * grad) / tf.sqrt(v + _cast(epsilon, dtype)), v
 
 
-def adam_update(
-    var: tf.Tensor,
-    grad: tf.Tensor,
-    m: tf.Tensor,
-    v: tf.Tensor,
-    lr: Scalar,
-    step: tf.Tensor,
-    beta1: Scalar,
-    beta2: Scalar,
-    epsilon: Scalar,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+class Moments(NamedTuple):
+    """Adam's and Nadam's decay rates and denominator guard."""
+
+    beta1: Scalar
+    beta2: Scalar
+    epsilon: Scalar
+
+
+def adam_update(var: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, lr: Scalar, step: tf.Tensor,
+                hp: Moments) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:  # fmt: skip
     """Adam with the bias correction folded into the step size and eps outside the sqrt (Keras)."""
+    beta1, beta2, epsilon = hp
     dtype = var.dtype
     grad, lr, t = _cast(grad, dtype), _cast(lr, dtype), _cast(step, dtype)
     beta1_power = tf.pow(_cast(beta1, dtype), t)
@@ -119,19 +118,10 @@ def nadam_u_product_update(u_product: tf.Tensor, step: tf.Tensor, beta1: Scalar)
     return (u_product * _cast(beta1, dtype)) * (1.0 - 0.5 * tf.pow(decay, _cast(step, dtype)))
 
 
-def nadam_update(
-    var: tf.Tensor,
-    grad: tf.Tensor,
-    m: tf.Tensor,
-    v: tf.Tensor,
-    lr: Scalar,
-    step: tf.Tensor,
-    u_product: tf.Tensor,
-    beta1: Scalar,
-    beta2: Scalar,
-    epsilon: Scalar,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def nadam_update(var: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, lr: Scalar, step: tf.Tensor,
+                 hp: Moments, u_product: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:  # fmt: skip
     """Nadam; `u_product` is prod_{i<=step} mu_i, i.e. already advanced for this step."""
+    beta1, beta2, epsilon = hp
     dtype = var.dtype
     grad, lr, t = _cast(grad, dtype), _cast(lr, dtype), _cast(step, dtype)
     u_t = nadam_momentum(step, beta1, dtype)
@@ -318,10 +308,13 @@ class Adam(Optimizer):
 
     def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
         m, v = self.slots["m"][i], self.slots["v"][i]
-        new_var, new_m, new_v = adam_update(var, grad, m, v, lr, step, self.beta1, self.beta2, self.epsilon)
+        new_var, new_m, new_v = self._rule(var, grad, m, v, lr, step, Moments(self.beta1, self.beta2, self.epsilon))
         m.assign(new_m)
         v.assign(new_v)
         var.assign(new_var)
+
+    def _rule(self, *args: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return adam_update(*args)
 
 
 class Nadam(Adam):
@@ -338,14 +331,8 @@ class Nadam(Adam):
         assert self.u_product is not None
         self.u_product.assign(nadam_u_product_update(self.u_product, step, self.beta1))
 
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
-        m, v = self.slots["m"][i], self.slots["v"][i]
-        new_var, new_m, new_v = nadam_update(
-            var, grad, m, v, lr, step, self.u_product, self.beta1, self.beta2, self.epsilon
-        )
-        m.assign(new_m)
-        v.assign(new_v)
-        var.assign(new_var)
+    def _rule(self, *args: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return nadam_update(*args, self.u_product)
 
     def _extra_state(self) -> dict[str, tf.Variable]:
         return {"u_product": self.u_product} if self.u_product is not None else {}
