@@ -3,6 +3,8 @@
     python -m tune_mlp.search --samples 20
     python -m tune_mlp.search --smoke-test --no_wandb        # two tiny trials, under a minute
     python -m tune_mlp.search --resume --name NAME           # continue an interrupted experiment
+    python -m tune_mlp.search --time-budget 10m              # the whole search ends within 10 minutes
+    python -m tune_mlp.search --name NAME --samples 40       # 20 more trials for a finished 20-trial search
 
 Each trial reports every epoch with a checkpoint (``tune_mlp.train``'s format) to
 ``STORAGE/NAME/``; ``python -m analysis STORAGE/NAME`` turns that into a report.
@@ -36,30 +38,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tune_mlp.tuning import SearchOptions
 
     parser = build_parser()
-    options = dataclass_from_args(parser, parser.parse_args(argv), SearchOptions)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = dataclass_from_args(parser, parser.parse_args(_attach_values(argv)), SearchOptions)
     if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
-        submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb is not None)
+        submit_search(options.address, argv, options.wandb is not None)
         return 0
     return report_user_errors(lambda: _search_and_report(options))
 
 
+def _attach_values(argv: list[str]) -> list[str]:
+    """``--time-budget -5m`` -> ``--time-budget=-5m``: argparse takes -5m for a flag; the budget check names it."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--time-budget", "--time_budget") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def _search_and_report(options) -> int:
-    from tune_mlp.results import load_results
+    from tune_mlp import storage
+    from tune_mlp.budget import format_duration
+    from tune_mlp.records import BEST_FILE
+    from tune_mlp.results import search_root
     from tune_mlp.tuning import run_search, write_best
 
     results = run_search(options)
     best = write_best(results)
+    root = search_root(results.experiment_path)
+    summary = json.loads(storage.read_text(root, BEST_FILE))
+    ended = ""
+    if summary.get("ended_by") == "time budget":
+        ended = f"; the time budget ({format_duration(summary['time_budget_s'])}) ended the search"
     print(
         f"\nbest trial {best.trial_id} (epoch {best.epoch}): {best.metric} {best.score:.4f}\n"
         f"config: {json.dumps(best.config, sort_keys=True, default=str)}\n"
         f"best checkpoint: {best.checkpoint}\n"
-        f"{len(results)} trials, {len(results.errors)} errored; "
-        f"report: python -m analysis {results.experiment_path}"
+        f"{summary['trials']} trials ran, {summary['errored_trials']} errored{ended}; "
+        f"report: python -m analysis {root}"
     )
-    saved = load_results(results.experiment_path)  # what was persisted is what a resume starts from
-    done = saved.num_terminated + saved.num_errors
-    if done < options.samples:  # Ctrl-C: Tune saved the state; say how to go on
-        name = results.experiment_path.rstrip("/").rsplit("/", 1)[-1]
+    done = summary["trials"]
+    if summary.get("ended_by") is None and done < options.samples:  # Ctrl-C: Tune saved the state; say how to go on
+        name = root.rstrip("/").rsplit("/", 1)[-1]
         print(
             f"interrupted with {done} of {options.samples} trials done; continue with: "
             f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"

@@ -23,7 +23,14 @@ from tune_mlp.errors import UserInputError
 
 # search_spaces/ sits at the top of the repository and is installed as the package data
 # tune_mlp.search_spaces (pyproject's package-dir), so a wheel finds the same files.
-SPACES_DIR = Path(str(importlib.resources.files("tune_mlp.search_spaces")))
+# A source checkout uses its own folder: an editable install maps the package data to whichever
+# checkout was installed, which is not this one in a second git worktree.
+_CHECKOUT_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES_DIR = (
+    _CHECKOUT_SPACES
+    if (_CHECKOUT_SPACES / "default.yaml").is_file()
+    else Path(str(importlib.resources.files("tune_mlp.search_spaces")))
+)
 DISTRIBUTIONS = (
     "constant",
     "categorical",

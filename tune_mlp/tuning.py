@@ -21,14 +21,16 @@ from ray import tune
 from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.hyperopt import HyperOptSearch
 
 from tune_mlp import storage
+from tune_mlp.budget import epoch_seconds, fit_max_epochs, parse_duration, typical_config
+from tune_mlp.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.config import TrainConfig, bounded
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
+from tune_mlp.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.results import BestResult, best_result
+from tune_mlp.results import BestResult, best_result, load_search, search_root
 from tune_mlp.search_space import SearchSpace, load_space, sampled_keys
 from tune_mlp.trainable import train_mlp
 from tune_mlp.wandb_setup import DEFAULT_PROJECT, configure_wandb_mode
@@ -41,7 +43,8 @@ DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole
 class SearchOptions:
     """How to search; what to train is in the space file and TrainConfig."""
 
-    samples: int = bounded(20, 1)  # trials to run
+    samples: int = bounded(20, 1)  # trials to run; more than an existing --name has extends it
+    time_budget: str | None = None  # end the whole search after this long (90s, 10m, 1h30m); max-epochs fits it
     space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
     max_epochs: int = bounded(30, 1)  # ASHA's max_t, the most epochs a trial trains
     grace_period: int = bounded(3, 1)  # epochs before ASHA may stop a trial
@@ -121,41 +124,48 @@ def init_ray(options: SearchOptions) -> None:
         )
 
 
-def _searcher(options: SearchOptions, space: dict[str, Any], points: list[dict[str, Any]], concurrency: int):
-    """HyperOpt's TPE behind a concurrency limit; None (Tune's own sampling) for a space of constants."""
+def _searcher(options: SearchOptions, space: dict[str, Any], points: list[dict[str, Any]], concurrency: int,
+              part: Part, budget: str | None = None):  # fmt: skip
+    """HyperOpt's TPE (warm-started in an extension) behind a concurrency limit and the budget; None for constants."""
     if not sampled_keys(space):  # HyperOpt cannot sample a space of constants: Tune repeats the one config
         return None
-    tpe = HyperOptSearch(
+    tpe = WarmHyperOptSearch(
         points_to_evaluate=points or None,
         n_initial_points=min(options.initial_points, options.samples),
         random_state_seed=options.seed,
+        evaluated=part.warm_start,
     )
-    return ConcurrencyLimiter(tpe, max_concurrent=concurrency)
+    limited = ConcurrencyLimiter(tpe, max_concurrent=concurrency)
+    return BudgetSearcher(limited, budget, get_clock(budget).seconds) if budget else limited
 
 
-def _scheduler(options: SearchOptions) -> ASHAScheduler:
-    return ASHAScheduler(
+def _scheduler(options: SearchOptions, part: Part) -> ASHAScheduler:
+    scheduler = ASHAScheduler(
         time_attr="epoch",
         max_t=options.max_epochs,
         grace_period=min(options.grace_period, options.max_epochs),
         reduction_factor=options.reduction_factor,
     )
+    seed_rungs(scheduler, part.histories)  # an extension's first trials meet the earlier ones at each rung
+    return scheduler
 
 
-def _tuner(options: SearchOptions, path: str, trainable: Any, space: SearchSpace, record: SearchRecord) -> tune.Tuner:
+def _tuner(options: SearchOptions, part: Part, trainable: Any, space: SearchSpace, record: SearchRecord,
+           budget: str | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
-    if tune.Tuner.can_restore(path):
+    path = part.path
+    if part.resume and tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-    if options.resume:
+    if options.resume and part.folder == ".":
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
         )
     tune_space = space.tune_space()
-    concurrency = options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1.0) // options.cpus_per_trial))
-    points = [] if options.smoke_test else space.points_to_evaluate
-    searcher = _searcher(options, tune_space, points, concurrency)
+    points = [] if options.smoke_test or part.warm_start else space.points_to_evaluate
+    searcher = _searcher(options, tune_space, points, _concurrency(options), part, budget)
     name = path.rsplit("/", 1)[-1]
+    extra = [BudgetCallback(budget, get_clock(budget).seconds)] if budget else []
     return tune.Tuner(
         trainable,
         param_space=tune_space,
@@ -163,24 +173,29 @@ def _tuner(options: SearchOptions, path: str, trainable: Any, space: SearchSpace
             metric=record.metric,
             mode=record.mode,
             search_alg=searcher,
-            max_concurrent_trials=None if searcher else concurrency,
-            scheduler=_scheduler(options),
+            max_concurrent_trials=None if searcher else _concurrency(options),
+            scheduler=_scheduler(options, part),
             num_samples=options.samples,
             reuse_actors=True,  # keep TensorFlow imported and warm between trials
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=storage.storage_root(options.storage_path),
+            storage_path=path.rsplit("/", 1)[0],
+            stop=BudgetStopper(budget, get_clock(budget).seconds) if budget else None,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
             ),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, name),
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + extra,
             progress_reporter=_reporter(tune_space, options, record),
             verbose=1,
         ),
     )
+
+
+def _concurrency(options: SearchOptions) -> int:
+    return options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1.0) // options.cpus_per_trial))
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -215,16 +230,27 @@ def _quiet_tune(options: SearchOptions) -> None:
 
 
 def run_search(options: SearchOptions) -> tune.ResultGrid:
-    """Run (or resume) an experiment and return its ResultGrid; errors in inputs stop it before Ray starts."""
+    """Run, resume or extend an experiment and return this run's ResultGrid; input errors stop it before Ray starts.
+
+    With ``samples`` above the trials an existing ``--name`` holds, the new trials form a part of their
+    own (``tune_mlp.extend``); with ``time_budget`` the search ends in time (``tune_mlp.budget_tune``).
+    """
     _quiet_tune(options)
+    # First of all: a bad --time-budget writes nothing.
+    budget_seconds = parse_duration(options.time_budget) if options.time_budget else None
     space = load_space(options.space)
     if options.smoke_test:
         options = smoke_options(options)
         space = space.without("epochs")
     base = base_config(space.tune_space())
     storage.check_writable(options.storage_path)
-    name = experiment_name(options)
-    path = storage.experiment_path(options.storage_path, name)
+    path = storage.experiment_path(options.storage_path, experiment_name(options))
+    asked = SearchRecord(
+        space=str(space.path), parameters=space.parameters, options=dataclasses.asdict(options),
+        scheduler={"type": "asha", "max_t": options.max_epochs, "grace_period": options.grace_period,
+                   "reduction_factor": options.reduction_factor},
+    )  # fmt: skip
+    part = plan_part(path, options.samples, asked, sampled_keys(space.tune_space()))
     splits = load_splits(
         base.dataset,
         options.data_dir,
@@ -233,34 +259,69 @@ def run_search(options: SearchOptions) -> tune.ResultGrid:
         limit=SMOKE_TRAIN_EXAMPLES if options.smoke_test else None,
     )
     if options.wandb:
-        configure_wandb_mode(f"{path}/trial_*/wandb/offline-run-*")
+        configure_wandb_mode(f"{part.path}/trial_*/wandb/offline-run-*")
     init_ray(options)
-    record = SearchRecord(
-        space=str(space.path), parameters=space.parameters, options=dataclasses.asdict(options),
-        scheduler={"type": "asha", "max_t": options.max_epochs, "grace_period": options.grace_period,
-                   "reduction_factor": options.reduction_factor},
-    )  # fmt: skip
+    record = SearchRecord.load(path) or asked
+    options = dataclasses.replace(options, samples=part.samples, max_epochs=_max_epochs(options, part, record,
+                                  space.parameters, budget_seconds, splits))  # fmt: skip
+    budget = None
+    if budget_seconds:
+        budget = start_clock(budget_seconds, len(splits.x_train), len(splits.x_val), options.cpus_per_trial,
+                             min(options.grace_period, options.max_epochs))  # fmt: skip
     trainable = tune.with_resources(
         tune.with_parameters(
             train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial
         ),
         {"cpu": options.cpus_per_trial},
     )
-    tuner = _tuner(options, path, trainable, space, record)
-    if SearchRecord.load(path) is None:
-        record.save(path)
-    return tuner.fit()
+    tuner = _tuner(options, part, trainable, space, record, budget)
+    if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
+        return tuner.fit()
+    record = record_part(record, part, max_epochs=options.max_epochs, time_budget_s=budget_seconds,
+                         slots=_concurrency(options), ended_by=None)  # fmt: skip
+    record.save(path)
+    results = tuner.fit()
+    _finish_part(path, part, budget)
+    return results
+
+
+def _max_epochs(options: SearchOptions, part: Part, record: SearchRecord, parameters: dict[str, Any],
+                budget_seconds: float | None, splits: Any) -> int:  # fmt: skip
+    """ASHA's max_t: as asked, as a resumed part had it, or what fits the budget."""
+    entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
+    if part.resume and entry.get("max_epochs"):
+        return int(entry["max_epochs"])
+    if not budget_seconds:
+        return options.max_epochs
+    typical = TrainConfig().to_dict() | typical_config(parameters)
+    seconds = epoch_seconds(typical, len(splits.x_train), len(splits.x_val), options.cpus_per_trial)
+    return fit_max_epochs(budget_seconds, seconds, options.max_epochs, options.grace_period)
+
+
+def _finish_part(path: str, part: Part, budget: str | None) -> None:
+    """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted."""
+    record = SearchRecord.load(path) or SearchRecord()
+    done = trials_done([part.path], record)
+    clock = get_clock(budget) if budget else None
+    ended_by = "time budget" if clock and clock.ended else "samples" if done >= part.samples else None
+    stopped = sorted(clock.stopped) if clock else []
+    record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped).save(path)
 
 
 def write_best(results: tune.ResultGrid) -> BestResult:
-    """The best epoch of the experiment, written to ``best.json`` beside it (local path or URI)."""
-    record = SearchRecord.load(results.experiment_path) or SearchRecord()
-    best = best_result(results, record.metric, record.mode)
+    """The best epoch of the whole search (every part), written to ``best.json`` at its root (local path or URI)."""
+    root = search_root(results.experiment_path)
+    record, every = load_search(root)
+    best = best_result(every, record.metric, record.mode)
+    last = record.parts[-1] if record.parts else {}
     summary = {
-        "experiment": results.experiment_path,
-        "trials": len(results),
-        "errored_trials": len(results.errors),
+        "experiment": root,
+        "trials": sum(1 for result in every if result.metrics or result.error),
+        "errored_trials": sum(1 for result in every if result.error),
+        "parts": len(record.part_paths(root)),
+        "ended_by": last.get("ended_by"),
+        "time_budget_s": last.get("time_budget_s"),
         "best": best.to_dict(),
     }
-    storage.write_text(results.experiment_path, BEST_FILE, json.dumps(summary, indent=2, default=str) + "\n")
+    storage.write_text(root, BEST_FILE, json.dumps(summary, indent=2, default=str) + "\n")
     return best
