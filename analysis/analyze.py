@@ -12,6 +12,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from analysis import plots
 from analysis.report import Section, write_report
+from tune_mlp.accounting import budget_accounting
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.config import METRIC
 from tune_mlp.data import load_splits
@@ -37,6 +38,7 @@ def analyze(experiment_dir: str, out_dir: Path, data_dir: str | None = None) -> 
         "best": best.to_dict(),
         "total_training_seconds": float(trials["training_seconds"].sum()),
         "per_trial_training_seconds": dict(zip(trials["trial_id"], trials["training_seconds"].round(2))),
+        "budget": budget_accounting(trials, experiment.histories, experiment.record.parts),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _write_report(experiment, summary, splits, test, out_dir)
@@ -95,6 +97,7 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test,
                 plots.best_so_far(experiment.histories, out_dir / "best_so_far.png"),
             ],
         ),
+        _budget_section(summary["budget"]),
         Section(
             "Which hyperparameters mattered",
             "Each line is a trial, coloured by its best validation accuracy. The importance is a random "
@@ -104,3 +107,22 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test,
         ),
     ]
     write_report(out_dir, f"Search report: {experiment.name}", sections)
+
+
+def _budget_section(budget: dict[str, Any]) -> Section:
+    """Where the search's time went (``tune_mlp.accounting``): what ASHA and the budget cut, how busy the slots were."""
+    if budget["ended_by"] == "time budget":
+        ended = (
+            f"The time budget ({budget['time_budget_s']:.0f} s) ended the search after {budget['trials_run']} "
+            f"trials ({budget['budget_stopped_trials']} cut short, their checkpoints kept). "
+        )
+    else:
+        ended = f"{budget['trials_run']} trials ran. "
+    text = (
+        f"{ended}They trained {budget['epochs_spent']} epochs in {budget['trial_seconds']:.0f} trial-seconds; "
+        f"{budget['asha_stopped_share']:.0%} of them went to the {budget['asha_stopped_trials']} trials ASHA "
+        f"later stopped. The {budget['slots']:.0f} trial slots spent {budget['training_efficiency']:.0%} of their "
+        f"wall time in the training loop ({budget['trial_efficiency']:.0%} counting evaluation and checkpoints)."
+    )
+    table = pd.DataFrame({"value": {k: v for k, v in budget.items() if v is not None}}).rename_axis("budget")
+    return Section("Where the time went", text, table)

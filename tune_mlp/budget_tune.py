@@ -60,10 +60,10 @@ class _UsesClock:
         return found
 
 
-def start_clock(seconds: float, n_train: int, n_val: int, cores: int, grace_period: int) -> str:
-    """Start a budget now; returns the id the Tune pieces share it by."""
+def start_clock(seconds: float, started: float, n_train: int, n_val: int, cores: int, grace_period: int) -> str:
+    """A budget counted from ``started`` (time.time() when the driver began); the id the Tune pieces share it by."""
     clock_id = uuid.uuid4().hex
-    _CLOCKS[clock_id] = BudgetClock(seconds, time.time() + seconds, n_train, n_val, cores, grace_period)
+    _CLOCKS[clock_id] = BudgetClock(seconds, started + seconds, n_train, n_val, cores, grace_period)
     return clock_id
 
 

@@ -235,6 +235,7 @@ def run_search(options: SearchOptions) -> tune.ResultGrid:
     With ``samples`` above the trials an existing ``--name`` holds, the new trials form a part of their
     own (``tune_mlp.extend``); with ``time_budget`` the search ends in time (``tune_mlp.budget_tune``).
     """
+    started = time.time()  # the budget counts the driver's start-up (data, Ray) too
     _quiet_tune(options)
     # First of all: a bad --time-budget writes nothing.
     budget_seconds = parse_duration(options.time_budget) if options.time_budget else None
@@ -266,7 +267,7 @@ def run_search(options: SearchOptions) -> tune.ResultGrid:
                                   space.parameters, budget_seconds, splits))  # fmt: skip
     budget = None
     if budget_seconds:
-        budget = start_clock(budget_seconds, len(splits.x_train), len(splits.x_val), options.cpus_per_trial,
+        budget = start_clock(budget_seconds, started, len(splits.x_train), len(splits.x_val), options.cpus_per_trial,
                              min(options.grace_period, options.max_epochs))  # fmt: skip
     trainable = tune.with_resources(
         tune.with_parameters(
