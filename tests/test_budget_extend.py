@@ -68,14 +68,14 @@ def run_cli(*args: str) -> str:
 def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_path) -> None:
     space = write_space(tmp_path / "space.yaml")
     # Trials far longer than the budget (up to 400 epochs): the budget, not the samples, must end it.
-    out = run_cli("--samples", "20", "--space", space, "--max-epochs", "400", "--time-budget", "40s",
+    out = run_cli("--samples", "20", "--space", space, "--max-epochs", "400", "--time-budget", "90s",
                   "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
     root = tmp_path / "budget"
     best = json.loads((root / "best.json").read_text())
     (part,) = json.loads((root / "search.json").read_text())["parts"]
-    assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 40
+    assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 90
     assert 1 <= best["trials"] < 20 and part["trials"] == best["trials"]
-    assert f"{best['trials']} trials ran, 0 errored; the time budget (40s) ended the search" in out
+    assert f"{best['trials']} trials ran, 0 errored; the time budget (1m30s) ended the search" in out
     assert part["budget_stopped"], "no running trial was cut by the budget"
     assert 3 < part["max_epochs"] <= 400
 
@@ -97,7 +97,7 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     assert summary["budget"]["budget_stopped_trials"] == len(part["budget_stopped"])
     assert summary["budget"]["epochs_spent"] == len(experiment.histories)
     assert 0 < summary["budget"]["training_efficiency"] <= 1
-    assert "The time budget (40 s) ended the search" in (root / "analysis" / "report.md").read_text()
+    assert "The time budget (90 s) ended the search" in (root / "analysis" / "report.md").read_text()
 
 
 EXTEND_ARGS = ("--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")

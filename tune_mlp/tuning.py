@@ -23,14 +23,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from tune_mlp import storage
-from tune_mlp.budget import epoch_seconds, fit_max_epochs, parse_duration, typical_config
+from tune_mlp.budget import BudgetError, epoch_seconds, fit_max_epochs, format_duration, parse_duration, typical_config
 from tune_mlp.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.config import TrainConfig, bounded
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.results import BestResult, best_result, load_search, search_root
+from tune_mlp.results import BestResult, ExperimentError, best_result, load_search, search_root
 from tune_mlp.search_space import SearchSpace, load_space, sampled_keys
 from tune_mlp.trainable import train_mlp
 from tune_mlp.wandb_setup import DEFAULT_PROJECT, configure_wandb_mode
@@ -188,7 +188,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, space: SearchSpac
             ),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + extra,
-            progress_reporter=_reporter(tune_space, options, record),
+            progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
     )
@@ -209,12 +209,15 @@ def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     return [WandbLoggerCallback(project=options.wandb, group=name, excludes=["node_id"])]
 
 
-def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord) -> tune.CLIReporter:
+def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord, sort: bool = True
+              ) -> tune.CLIReporter:  # fmt: skip
     return tune.CLIReporter(
         parameter_columns=sampled_keys(space)[:8],
         metric_columns={record.metric: record.metric, "epoch": "epoch", "time_total_s": "secs"},
         max_report_frequency=5 if options.smoke_test else 30,
-        sort_by_metric=True,  # by TuneConfig's metric and mode
+        # By TuneConfig's metric and mode; not under a budget: its end terminates trials that never reported,
+        # and Tune's sort fails on two trials without the metric.
+        sort_by_metric=sort,
         max_progress_rows=25,
     )
 
@@ -313,8 +316,16 @@ def write_best(results: tune.ResultGrid) -> BestResult:
     """The best epoch of the whole search (every part), written to ``best.json`` at its root (local path or URI)."""
     root = search_root(results.experiment_path)
     record, every = load_search(root)
-    best = best_result(every, record.metric, record.mode)
     last = record.parts[-1] if record.parts else {}
+    try:
+        best = best_result(every, record.metric, record.mode)
+    except ExperimentError:
+        if last.get("ended_by") != "time budget":
+            raise
+        raise BudgetError(
+            f"the time budget ({format_duration(last['time_budget_s'])}) ended the search before any trial reported "
+            "an epoch: give a longer --time-budget (start-up alone takes some seconds)"
+        ) from None
     summary = {
         "experiment": root,
         "trials": sum(1 for result in every if result.metrics or result.error),
