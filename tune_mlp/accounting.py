@@ -23,7 +23,7 @@ def trial_intervals(rows: pd.DataFrame) -> pd.DataFrame:
 
 def busiest_overlap(intervals: pd.DataFrame) -> int:
     """The most trials that ran at once (the slots a search used, when its record does not say)."""
-    events = sorted([(t, 1) for t in intervals["start"]] + [(t, -1) for t in intervals["end"]], key=lambda e: e[::-1])
+    events = sorted([(t, 1) for t in intervals["start"]] + [(t, -1) for t in intervals["end"]])
     running = peak = 0
     for _, step in events:  # an end sorts before a start at the same instant
         running += step
