@@ -21,6 +21,7 @@ from analysis.objective import Objective
 from analysis.parallel import parallel_coordinates
 from analysis.report import Section, write_report
 from tune_mlp import storage
+from tune_mlp.accounting import budget_accounting
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import Splits, load_splits
 from tune_mlp.evaluate import evaluate_weights
@@ -52,6 +53,8 @@ def analyze(experiment_dir: str, out_dir: Path, data_dir: str | None = None) -> 
         "best": best.to_dict(),
         "total_training_seconds": float(trials["training_seconds"].sum()),
         "per_trial_training_seconds": dict(zip(trials["trial_id"], trials["training_seconds"].round(2))),
+        "search": experiment.record.describe(),
+        "budget": budget_accounting(trials, experiment.histories, experiment.record.parts),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _write_report(experiment, summary, splits, test.predictions, out_dir)
@@ -84,6 +87,7 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits: Split
         _result_section(summary, objective, len(splits.y_test)),
         _failure_section(splits, predictions, out),
         _search_section(experiment, objective, out),
+        _budget_section(summary),
         _importance_section(experiment, objective, out),
     ]
     write_report(out, f"Search report: {experiment.name}", sections)
@@ -151,3 +155,24 @@ def _importance_section(experiment: Experiment, objective: Objective, out: Path)
             plots_search.importance_chart(importance, experiment.trials, out / "importance.png", objective),
         ],
     )
+
+
+def _budget_section(summary: dict[str, Any]) -> Section:
+    """How the search ran (method, searcher, scheduler) and where its time went (``tune_mlp.accounting``)."""
+    budget = summary["budget"]
+    if budget["ended_by"] == "time budget":
+        ended = (
+            f"The time budget ({budget['time_budget_s']:.0f} s) ended the search after {budget['trials_run']} "
+            f"trials ({budget['budget_stopped_trials']} cut short, their checkpoints kept). "
+        )
+    else:
+        ended = f"{budget['trials_run']} trials ran. "
+    text = (
+        f"Search: {summary['search']}.\n\n{ended}They trained {budget['epochs_spent']} epochs in "
+        f"{budget['trial_seconds']:.0f} trial-seconds; {budget['asha_stopped_share']:.0%} of them went to the "
+        f"{budget['asha_stopped_trials']} trials ASHA later stopped. The {budget['slots']:.0f} trial slots spent "
+        f"{budget['training_efficiency']:.0%} of their wall time in the training loop "
+        f"({budget['trial_efficiency']:.0%} counting evaluation and checkpoints)."
+    )
+    table = pd.DataFrame({"value": {k: v for k, v in budget.items() if v is not None}}).rename_axis("budget")
+    return Section("How the search ran, and where the time went", text, table)

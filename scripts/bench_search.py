@@ -22,27 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 
 
-def measure(experiment_dir: str, slots: int) -> dict[str, float]:
+def measure(experiment_dir: str, slots: int | None) -> dict[str, float]:
+    """Every reported epoch of every part of the search (an extension is a subfolder), as tune_mlp.accounting counts."""
+    from tune_mlp.accounting import utilisation
+
+    root = Path(experiment_dir)
     frames = [
-        pd.read_json(path, lines=True, convert_dates=False) for path in Path(experiment_dir).glob("trial_*/result.json")
-    ]
+        pd.read_json(path, lines=True, convert_dates=False).assign(part="." if path.parent.parent == root else
+                                                                   path.parent.parent.name)
+        for path in [*root.glob("trial_*/result.json"), *root.glob("part-*/trial_*/result.json")]
+    ]  # fmt: skip
     if not frames:
         raise SystemExit(f"error: {experiment_dir} holds no trial results (trial_*/result.json)")
-    rows = pd.concat(frames, ignore_index=True)
-    start = (rows["timestamp"] - rows["time_total_s"]).min()
-    wall = rows["timestamp"].max() - start
-    training = rows["epoch_seconds"].sum()
-    trial = rows["time_this_iter_s"].sum()
-    return {
-        "trials": float(rows["trial_id"].nunique()),
-        "epochs": float(len(rows)),
-        "wall_seconds": float(wall),
-        "training_seconds": float(training),
-        "trial_seconds": float(trial),
-        "slots": float(slots),
-        "training_efficiency": float(training / (wall * slots)),
-        "trial_efficiency": float(trial / (wall * slots)),
-    }
+    return utilisation(pd.concat(frames, ignore_index=True), slots)
 
 
 def main() -> int:
@@ -58,7 +50,7 @@ def main() -> int:
     slots = args.slots or os.cpu_count() or 1
     experiment = args.experiment
     if experiment is None:
-        from tune_mlp.search import SearchOptions, run_search
+        from tune_mlp.tuning import SearchOptions, run_search
 
         started = time.perf_counter()
         options = SearchOptions(

@@ -58,10 +58,28 @@ class SearchRecord:
     ignored_keys: list[str] = field(default_factory=list)  # the file's keys about launching runs, not searching
     parameters: dict[str, Any] = field(default_factory=dict)  # the checked space, our names
     options: dict[str, Any] = field(default_factory=dict)  # the SearchOptions it ran with
+    # One entry per driver run that added trials: the first Tune experiment is folder ".", an
+    # extension (a later --samples) is a Tune experiment in a subfolder; see tune_mlp.extend.
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, experiment: str) -> None:
         text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str) + "\n"
         storage.write_text(experiment, SEARCH_FILE, text)
+
+    def describe(self) -> str:
+        """How the search ran, in one line: the search's last output line and the report say it."""
+        scheduler = self.scheduler
+        return (
+            f"method {self.method} ({self.searcher}), {self.metric} ({self.mode}), ASHA max_t "
+            f"{scheduler.get('max_t')} grace {scheduler.get('grace_period')} reduction "
+            f"{scheduler.get('reduction_factor')}, {self.trials} trials"
+        )
+
+    def part_paths(self, experiment: str) -> list[str]:
+        """The Tune experiment folders that make up this search, oldest first (just ``experiment`` if one)."""
+        root = str(experiment).rstrip("/")
+        folders = [part.get("folder", ".") for part in self.parts] or ["."]
+        return [root if folder == "." else f"{root}/{folder}" for folder in folders]
 
     @classmethod
     def load(cls, experiment: str) -> SearchRecord | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from tune_mlp.errors import UserInputError
 from tune_mlp.records import BestResult, SearchRecord
 
 HISTORY_COLUMNS = ["trial_id", "epoch", "val_accuracy", "val_loss", "train_loss", "train_accuracy", "wall_time"]
+# What budget accounting (tune_mlp.accounting) reads: which part, and Tune's and the loop's clocks.
+TIMING_COLUMNS = ["part", "timestamp", "time_total_s", "time_this_iter_s", "epoch_seconds"]
 
 
 class ExperimentError(UserInputError, ValueError):
@@ -53,7 +56,34 @@ def load_results(experiment_dir: str | Path, record: SearchRecord | None = None)
     return tune.ResultGrid(analysis)
 
 
-def best_result(results: tune.ResultGrid, metric: str = METRIC, mode: str = MODE) -> BestResult:
+def search_root(experiment_dir: str | Path) -> str:
+    """The search a Tune experiment folder belongs to: itself, or for an extension part its parent."""
+    path = str(experiment_dir).rstrip("/")
+    parent, _, folder = path.rpartition("/")
+    if SearchRecord.load(path) is None and parent:
+        record = SearchRecord.load(parent)
+        if record is not None and any(part.get("folder") == folder for part in record.parts):
+            return parent
+    return path
+
+
+def load_search(experiment_dir: str | Path) -> tuple[SearchRecord, list[Any]]:
+    """The record and every trial's ``Result`` of a search, over all its parts (extensions) in order."""
+    root = search_root(experiment_dir)
+    record = SearchRecord.load(root) if storage.is_uri(root) or Path(root).is_dir() else None
+    record = record or SearchRecord()
+    every: list[Any] = []
+    for index, path in enumerate(record.part_paths(root)):
+        try:
+            every.extend(load_results(path, record))
+        except ExperimentError:
+            if index == 0:
+                raise
+            # an extension interrupted before Tune saved any state has no trials yet
+    return record, every
+
+
+def best_result(results: Iterable[Any], metric: str = METRIC, mode: str = MODE) -> BestResult:
     """The checkpoint of the single best epoch across all trials, NaN ignored.
 
     ``Result.checkpoint`` is a trial's *latest* checkpoint; the best epoch is among ``best_checkpoints``.
@@ -89,24 +119,26 @@ def trial_status(metrics: dict[str, Any], error: Exception | None) -> str:
 
 def load_experiment(experiment_dir: str | Path) -> Experiment:
     """Every trial of an experiment (finished, stopped, errored) and its single best epoch."""
-    record = SearchRecord.load(str(experiment_dir)) if Path(experiment_dir).is_dir() else None
-    record = record or SearchRecord()
-    results = load_results(experiment_dir, record)
+    record, results = load_search(experiment_dir)
     if len(results) == 0:
         raise ExperimentError(f"{experiment_dir} has no trials yet: run the search (or --resume it) first")
+    budget_stopped = {trial for part in record.parts for trial in part.get("budget_stopped", [])}
     rows, histories = [], []
     for result in results:
-        rows.append(_trial_row(result, record))
+        rows.append(_trial_row(result, record, budget_stopped))
         frame = result.metrics_dataframe
         if frame is not None and not frame.empty and record.metric in frame:
-            histories.append(frame.assign(wall_time=frame["timestamp"].astype(float)))
+            part = _part_of(result.path, record)
+            histories.append(frame.assign(wall_time=frame["timestamp"].astype(float), part=part))
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=HISTORY_COLUMNS)
     if not history.empty:  # seconds since the first trial started
         history["wall_time"] -= (history["timestamp"] - history["time_total_s"]).min()
-    columns = list(dict.fromkeys([*HISTORY_COLUMNS, record.metric]))
+    columns = list(dict.fromkeys([*HISTORY_COLUMNS, record.metric, *TIMING_COLUMNS]))
+    local = not storage.is_uri(str(experiment_dir))
+    root = search_root(Path(experiment_dir).expanduser().resolve() if local else experiment_dir)
     return Experiment(
-        name=results.experiment_path.rstrip("/").rsplit("/", 1)[-1],
-        path=results.experiment_path,
+        name=root.rsplit("/", 1)[-1],
+        path=root,
         record=record,
         trials=pd.DataFrame(rows),
         histories=history.reindex(columns=columns),
@@ -114,7 +146,13 @@ def load_experiment(experiment_dir: str | Path) -> Experiment:
     )
 
 
-def _trial_row(result: Any, record: SearchRecord) -> dict[str, Any]:
+def _part_of(trial_path: str, record: SearchRecord) -> str:
+    """The part folder ("." or "part-N") a trial's folder sits in."""
+    parent = trial_path.rstrip("/").rsplit("/", 2)[-2]
+    return parent if any(part.get("folder") == parent for part in record.parts) else "."
+
+
+def _trial_row(result: Any, record: SearchRecord, budget_stopped: set[str] = frozenset()) -> dict[str, Any]:
     frame = result.metrics_dataframe
     config = {f"config/{key}": value for key, value in result.config.items()}
     if frame is None or frame.empty or record.metric not in frame:
@@ -124,6 +162,8 @@ def _trial_row(result: Any, record: SearchRecord) -> dict[str, Any]:
                 "epochs": 0, "training_seconds": 0.0, "checkpoint": None, **config}  # fmt: skip
     last = frame.iloc[-1].to_dict()
     status = trial_status(last, result.error)
+    if status == "stopped early" and last["trial_id"] in budget_stopped:
+        status = "stopped by budget"
     scores = frame[record.metric]
     best = scores.max() if record.mode == "max" else scores.min()
     checkpoints = [(c, m) for c, m in result.best_checkpoints or [] if m.get(record.metric) == best]

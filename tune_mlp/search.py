@@ -3,6 +3,8 @@
     python -m tune_mlp.search --samples 20
     python -m tune_mlp.search --smoke-test --no_wandb        # two tiny trials, under a minute
     python -m tune_mlp.search --resume --name NAME           # continue an interrupted experiment
+    python -m tune_mlp.search --time-budget 10m              # the whole search ends within 10 minutes
+    python -m tune_mlp.search --name NAME --samples 40       # 20 more trials for a finished 20-trial search
 
 Each trial reports every epoch with a checkpoint (``tune_mlp.train``'s format) to
 ``STORAGE/NAME/``; ``python -m analysis STORAGE/NAME`` turns that into a report.
@@ -15,8 +17,10 @@ import json
 import sys
 from collections.abc import Sequence
 
+from tune_mlp import storage
+from tune_mlp.budget import format_duration, parse_duration
 from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclass_from_args, report_user_errors
-from tune_mlp.records import SearchRecord
+from tune_mlp.records import BEST_FILE, SearchRecord
 from tune_mlp.search_options import SearchOptions, search_plan
 from tune_mlp.sweep import SearchPlan, describe_plan
 
@@ -33,11 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    options = dataclass_from_args(parser, parser.parse_args(argv), SearchOptions)
-    return report_user_errors(lambda: _run(options, sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = dataclass_from_args(parser, parser.parse_args(_attach_values(argv)), SearchOptions)
+    return report_user_errors(lambda: _run(options, argv))
+
+
+def _attach_values(argv: list[str]) -> list[str]:
+    """``--time-budget -5m`` -> ``--time-budget=-5m``: argparse takes -5m for a flag; the budget check names it."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--time-budget", "--time_budget") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _run(options: SearchOptions, argv: Sequence[str]) -> int:
+    if options.time_budget:
+        parse_duration(options.time_budget)  # a bad budget, like a bad sweep file, stops before anything loads
     plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
     if options.dry_run:
         print(describe_plan(plan, options.initial_points, options.seed))
@@ -52,26 +70,30 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
 
 
 def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
-    from tune_mlp.results import load_results
-    from tune_mlp.tuning import plan_line, run_search, write_best
+    from tune_mlp.results import search_root
+    from tune_mlp.tuning import run_search, write_best
 
     results = run_search(options, plan)
     best = write_best(results)
-    record = SearchRecord.load(results.experiment_path) or SearchRecord()
+    root = search_root(results.experiment_path)
+    summary = json.loads(storage.read_text(root, BEST_FILE))
+    record = SearchRecord.load(root) or SearchRecord()
+    ended = ""
+    if summary.get("ended_by") == "time budget":
+        ended = f"; the time budget ({format_duration(summary['time_budget_s'])}) ended the search"
     print(
-        f"\nsearch: {plan_line(record)}\n"
+        f"\nsearch: {record.describe()}\n"
         f"best trial {best.trial_id} (epoch {best.epoch}): {best.metric} {best.score:.4f}\n"
         f"config: {json.dumps(best.config, sort_keys=True, default=str)}\n"
         f"best checkpoint: {best.checkpoint}\n"
-        f"{len(results)} trials, {len(results.errors)} errored; "
-        f"report: python -m analysis {results.experiment_path}"
+        f"{summary['trials']} trials ran, {summary['errored_trials']} errored{ended}; "
+        f"report: python -m analysis {root}"
     )
-    saved = load_results(results.experiment_path)  # what was persisted is what a resume starts from
-    done = saved.num_terminated + saved.num_errors
-    if done < record.trials:  # Ctrl-C: Tune saved the state; say how to go on
-        name = results.experiment_path.rstrip("/").rsplit("/", 1)[-1]
+    done, asked = summary["trials"], plan.trials
+    if summary.get("ended_by") is None and done < asked:  # Ctrl-C: Tune saved the state; say how to go on
+        name = root.rstrip("/").rsplit("/", 1)[-1]
         print(
-            f"interrupted with {done} of {record.trials} trials done; continue with: "
+            f"interrupted with {done} of {asked} trials done; continue with: "
             f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
         )
     return 0

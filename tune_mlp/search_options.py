@@ -21,7 +21,10 @@ class SearchOptions:
     """How to search; what to train is in the space file and TrainConfig."""
 
     # None: the sweep file's value (run_cap, early_terminate), else PLAN_DEFAULTS; a flag given wins over the file.
-    samples: int | None = bounded(None, 1)  # trials to run (default: the file's run_cap, else 20)
+    samples: int | None = bounded(
+        None, 1
+    )  # trials to run (default: run_cap, else 20); above an existing --name's: more
+    time_budget: str | None = None  # end the whole search after this long (90s, 10m, 1h30m); max-epochs fits it
     space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
     max_epochs: int | None = bounded(
         None, 1

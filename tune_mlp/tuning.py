@@ -22,12 +22,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from tune_mlp import storage
+from tune_mlp.budget import BudgetError, epoch_seconds, fit_max_epochs, format_duration, parse_duration, typical_config
+from tune_mlp.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
-from tune_mlp.distributions import SweepHyperOptSearch
 from tune_mlp.errors import UserInputError
+from tune_mlp.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.results import BestResult, best_result
+from tune_mlp.results import BestResult, ExperimentError, best_result, load_search, search_root
 from tune_mlp.search_options import SearchOptions, apply_plan, search_plan
 from tune_mlp.search_space import sampled_keys
 from tune_mlp.sweep import SearchPlan, keys_line
@@ -35,7 +37,7 @@ from tune_mlp.trainable import train_mlp
 from tune_mlp.wandb_setup import configure_wandb_mode
 
 SMOKE_TRAIN_EXAMPLES = 3000
-__all__ = ["SearchOptions", "run_search", "write_best", "plan_line"]  # SearchOptions: re-exported for callers
+__all__ = ["SearchOptions", "run_search", "write_best"]  # SearchOptions: re-exported for callers
 DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole search: trials must compare
 
 
@@ -89,44 +91,53 @@ def init_ray(options: SearchOptions) -> None:
         )
 
 
-def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], concurrency: int) -> Any:
-    """bayes: HyperOpt TPE behind a concurrency limit; random and grid: Tune's own variant generator (None)."""
-    points = [] if options.smoke_test else plan.sweep.space.points_to_evaluate
+def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], part: Part, budget: str | None) -> Any:
+    """bayes: HyperOpt TPE (warm-started in an extension) behind a concurrency limit; random and grid: Tune's
+    own variant generator. Under a time budget the searcher stops suggesting trials that cannot report in time."""
+    points = [] if options.smoke_test or part.warm_start else plan.sweep.space.points_to_evaluate
+    searcher = None  # random draws, every grid combination, or one config of constants repeated
     if plan.searcher == "random" and points:
-        return BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
-    if plan.searcher != "hyperopt_tpe" or not sampled_keys(space):
-        return None  # random draws, every grid combination, or one config of constants repeated
-    tpe = SweepHyperOptSearch(
-        points_to_evaluate=points or None,
-        n_initial_points=min(options.initial_points, options.samples),
-        random_state_seed=options.seed,
-    )
-    return ConcurrencyLimiter(tpe, max_concurrent=concurrency)
+        searcher = BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
+    elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
+        tpe = WarmHyperOptSearch(
+            points_to_evaluate=points or None,
+            n_initial_points=min(options.initial_points, options.samples),
+            random_state_seed=options.seed,
+            evaluated=part.warm_start,
+        )
+        searcher = ConcurrencyLimiter(tpe, max_concurrent=_concurrency(options))
+    if budget and searcher is not None:
+        return BudgetSearcher(searcher, budget, get_clock(budget).seconds)
+    return searcher
 
 
-def _scheduler(options: SearchOptions) -> ASHAScheduler:
+def _scheduler(options: SearchOptions, part: Part) -> ASHAScheduler:
     """ASHA on epochs, with the plan's max_t / grace / reduction (the file's hyperband or the flags)."""
-    return ASHAScheduler(
+    scheduler = ASHAScheduler(
         time_attr="epoch",
         max_t=options.max_epochs,
         grace_period=min(options.grace_period, options.max_epochs),
         reduction_factor=options.reduction_factor,
     )
+    seed_rungs(scheduler, part.histories)  # an extension's first trials meet the earlier ones at each rung
+    return scheduler
 
 
-def _tuner(options: SearchOptions, path: str, trainable: Any, plan: SearchPlan, record: SearchRecord) -> tune.Tuner:
+def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan, record: SearchRecord,
+           budget: str | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
-    if tune.Tuner.can_restore(path):
+    path = part.path
+    if part.resume and tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-    if options.resume:
+    if options.resume and part.folder == ".":
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
         )
     tune_space = _trial_space(plan, options)
-    concurrency = options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1.0) // options.cpus_per_trial))
-    searcher = _searcher(options, plan, tune_space, concurrency)
+    searcher = _searcher(options, plan, tune_space, part, budget)
     name = path.rsplit("/", 1)[-1]
+    extra = [BudgetCallback(budget, get_clock(budget).seconds)] if budget else []
     return tune.Tuner(
         trainable,
         param_space=tune_space,
@@ -134,24 +145,29 @@ def _tuner(options: SearchOptions, path: str, trainable: Any, plan: SearchPlan, 
             metric=record.metric,
             mode=record.mode,
             search_alg=searcher,
-            max_concurrent_trials=None if searcher else concurrency,
-            scheduler=_scheduler(options),
+            max_concurrent_trials=None if searcher else _concurrency(options),
+            scheduler=_scheduler(options, part),
             num_samples=options.samples,
             reuse_actors=True,  # keep TensorFlow imported and warm between trials
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=storage.storage_root(options.storage_path),
+            storage_path=path.rsplit("/", 1)[0],
+            stop=BudgetStopper(budget, get_clock(budget).seconds) if budget else None,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
             ),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, name),
-            progress_reporter=_reporter(tune_space, options, record),
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + extra,
+            progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
     )
+
+
+def _concurrency(options: SearchOptions) -> int:
+    return options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1.0) // options.cpus_per_trial))
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -165,7 +181,8 @@ def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     return [WandbLoggerCallback(project=options.wandb, group=name, excludes=["node_id"])]
 
 
-def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord) -> tune.CLIReporter:
+def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord, sort: bool = True
+              ) -> tune.CLIReporter:  # fmt: skip
     return tune.CLIReporter(
         parameter_columns=sampled_keys(space)[:8],
         metric_columns={
@@ -174,7 +191,9 @@ def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecor
             "time_total_s": "secs",
         },
         max_report_frequency=5 if options.smoke_test else 30,
-        sort_by_metric=True,  # by TuneConfig's metric and mode
+        # By TuneConfig's metric and mode; not under a budget: its end terminates trials that never reported,
+        # and Tune's sort fails on two trials without the metric.
+        sort_by_metric=sort,
         max_progress_rows=25,
     )
 
@@ -196,18 +215,24 @@ def _trial_space(plan: SearchPlan, options: SearchOptions) -> dict[str, Any]:
 
 
 def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.ResultGrid:
-    """Run (or resume) an experiment and return its ResultGrid; errors in inputs stop it before Ray starts.
+    """Run, resume or extend an experiment and return this run's ResultGrid; input errors stop it before Ray starts.
 
     ``plan``: ``search_plan(options)`` when the caller has it already (the CLI checks it before heavy imports).
+    With ``samples`` above the trials an existing ``--name`` holds, the new trials form a part of their
+    own (``tune_mlp.extend``); with ``time_budget`` the search ends in time (``tune_mlp.budget_tune``).
     """
+    started = time.time()  # the budget counts the driver's start-up (data, Ray) too
     _quiet_tune(options)
+    budget_seconds = parse_duration(options.time_budget) if options.time_budget else None  # before any write
     plan = plan or search_plan(options)
     print(keys_line(plan.sweep), flush=True)
     options = apply_plan(options, plan)
-    base = base_config(_trial_space(plan, options))
+    space = _trial_space(plan, options)
+    base = base_config(space)
     storage.check_writable(options.storage_path)
-    name = experiment_name(options)
-    path = storage.experiment_path(options.storage_path, name)
+    path = storage.experiment_path(options.storage_path, experiment_name(options))
+    asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
+    part = plan_part(path, options.samples, asked, sampled_keys(space))
     splits = load_splits(
         base.dataset,
         options.data_dir,
@@ -216,41 +241,78 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
         limit=SMOKE_TRAIN_EXAMPLES if options.smoke_test else None,
     )
     if options.wandb:
-        configure_wandb_mode(f"{path}/trial_*/wandb/offline-run-*")
+        configure_wandb_mode(f"{part.path}/trial_*/wandb/offline-run-*")
     init_ray(options)
-    record = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
+    record = SearchRecord.load(path) or asked
+    max_epochs = _max_epochs(options, part, record, plan.sweep.space.parameters, budget_seconds, splits)
+    options = dataclasses.replace(options, samples=part.samples, max_epochs=max_epochs)
+    budget = None
+    if budget_seconds:
+        budget = start_clock(budget_seconds, started, len(splits.x_train), len(splits.x_val), options.cpus_per_trial,
+                             min(options.grace_period, options.max_epochs))  # fmt: skip
     trainable = tune.with_resources(
         tune.with_parameters(
             train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial
         ),
         {"cpu": options.cpus_per_trial},
     )
-    tuner = _tuner(options, path, trainable, plan, record)
-    if SearchRecord.load(path) is None:
-        record.save(path)
-    return tuner.fit()
+    tuner = _tuner(options, part, trainable, plan, record, budget)
+    if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
+        return tuner.fit()
+    record = record_part(record, part, max_epochs=options.max_epochs, time_budget_s=budget_seconds,
+                         slots=_concurrency(options), ended_by=None)  # fmt: skip
+    record.save(path)
+    results = tuner.fit()
+    _finish_part(path, part, budget)
+    return results
 
 
-def plan_line(record: SearchRecord) -> str:
-    """How the search ran, in one line: the final output and the report say it."""
-    scheduler = record.scheduler
-    return (
-        f"method {record.method} ({record.searcher}), {record.metric} ({record.mode}), ASHA max_t "
-        f"{scheduler.get('max_t')} grace {scheduler.get('grace_period')} reduction "
-        f"{scheduler.get('reduction_factor')}, {record.trials} trials"
-    )
+def _max_epochs(options: SearchOptions, part: Part, record: SearchRecord, parameters: dict[str, Any],
+                budget_seconds: float | None, splits: Any) -> int:  # fmt: skip
+    """ASHA's max_t: as asked, as a resumed part had it, or what fits the budget."""
+    entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
+    if part.resume and entry.get("max_epochs"):
+        return int(entry["max_epochs"])
+    if not budget_seconds:
+        return options.max_epochs
+    typical = TrainConfig().to_dict() | typical_config(parameters)
+    seconds = epoch_seconds(typical, len(splits.x_train), len(splits.x_val), options.cpus_per_trial)
+    return fit_max_epochs(budget_seconds, seconds, options.max_epochs, options.grace_period)
+
+
+def _finish_part(path: str, part: Part, budget: str | None) -> None:
+    """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted."""
+    record = SearchRecord.load(path) or SearchRecord()
+    done = trials_done([part.path], record)
+    clock = get_clock(budget) if budget else None
+    ended_by = "time budget" if clock and clock.ended else "samples" if done >= part.samples else None
+    stopped = sorted(clock.stopped) if clock else []
+    record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped).save(path)
 
 
 def write_best(results: tune.ResultGrid) -> BestResult:
-    """The best epoch of the experiment, written to ``best.json`` beside it (local path or URI)."""
-    record = SearchRecord.load(results.experiment_path) or SearchRecord()
-    best = best_result(results, record.metric, record.mode)
+    """The best epoch of the whole search (every part), written to ``best.json`` at its root (local path or URI)."""
+    root = search_root(results.experiment_path)
+    record, every = load_search(root)
+    last = record.parts[-1] if record.parts else {}
+    try:
+        best = best_result(every, record.metric, record.mode)
+    except ExperimentError:
+        if last.get("ended_by") != "time budget":
+            raise
+        raise BudgetError(
+            f"the time budget ({format_duration(last['time_budget_s'])}) ended the search before any trial reported "
+            "an epoch: give a longer --time-budget (start-up alone takes some seconds)"
+        ) from None
     summary = {
         "search": dataclasses.asdict(record),
-        "experiment": results.experiment_path,
-        "trials": len(results),
-        "errored_trials": len(results.errors),
+        "experiment": root,
+        "trials": sum(1 for result in every if result.metrics or result.error),
+        "errored_trials": sum(1 for result in every if result.error),
+        "parts": len(record.part_paths(root)),
+        "ended_by": last.get("ended_by"),
+        "time_budget_s": last.get("time_budget_s"),
         "best": best.to_dict(),
     }
-    storage.write_text(results.experiment_path, BEST_FILE, json.dumps(summary, indent=2, default=str) + "\n")
+    storage.write_text(root, BEST_FILE, json.dumps(summary, indent=2, default=str) + "\n")
     return best

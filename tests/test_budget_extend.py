@@ -1,0 +1,164 @@
+"""A time budget and extending a finished search, through the CLI users run, on real Ray and HyperOpt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from conftest import FASHION_DIR
+from test_tuning import REPO, TINY_SPACE, search_cli, write_space
+
+from tune_mlp.budget import BudgetError, fit_max_epochs, format_duration, parse_duration, typical_config
+from tune_mlp.checkpoint import load_checkpoint
+from tune_mlp.results import load_experiment
+
+needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("45", 45)])
+def test_durations_parse(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_max_epochs_fit_the_budget() -> None:
+    # A typical trial of 5 s per epoch: a quarter of 10 minutes (less the start) holds 29 epochs, of 5 minutes 14.
+    assert fit_max_epochs(600, 5.0, 30, 3) == 29
+    assert fit_max_epochs(300, 5.0, 30, 3) == 14
+    assert fit_max_epochs(3600, 5.0, 30, 3) == 30  # never above --max-epochs
+    assert fit_max_epochs(20, 5.0, 30, 3) == 4  # never below one ASHA rung
+    assert typical_config({"hidden_size": {"values": [256, 512, 768]}, "num_layers": {"value": 2}}) == {
+        "hidden_size": 512,
+        "num_layers": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "--time-budget '0': the budget must be more than 0"),
+        ("-5m", "--time-budget '-5m': a duration must be positive"),
+        ("ten minutes", "--time-budget 'ten minutes': not a duration"),
+    ],
+)
+def test_bad_time_budget_is_one_line_and_writes_nothing(tmp_path, value: str, message: str) -> None:
+    storage = tmp_path / "results"
+    proc = search_cli("--time-budget", value, "--no_wandb", "--storage-path", str(storage), "--name", "x")
+    out, _ = proc.communicate(timeout=120)
+    lines = [line for line in out.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2, out
+    assert lines == [f"error: {message}; give e.g. 90s, 10m, 1h or 1h30m"], out
+    assert not storage.exists()
+    with pytest.raises(BudgetError):
+        parse_duration(value)
+
+
+def run_cli(*args: str) -> str:
+    proc = search_cli(*args)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@needs_data
+def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_path) -> None:
+    space = write_space(tmp_path / "space.yaml")
+    # Trials far longer than the budget (up to 400 epochs): the budget, not the samples, must end it.
+    out = run_cli("--samples", "20", "--space", space, "--max-epochs", "400", "--time-budget", "90s",
+                  "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
+    root = tmp_path / "budget"
+    best = json.loads((root / "best.json").read_text())
+    (part,) = json.loads((root / "search.json").read_text())["parts"]
+    assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 90
+    assert 1 <= best["trials"] < 20 and part["trials"] == best["trials"]
+    assert f"{best['trials']} trials ran, 0 errored; the time budget (1m30s) ended the search" in out
+    assert part["budget_stopped"], "no running trial was cut by the budget"
+    assert 3 < part["max_epochs"] <= 400
+
+    experiment = load_experiment(root)
+    cut = experiment.trials[experiment.trials["trial_id"].isin(part["budget_stopped"])]
+    assert set(cut["status"]) == {"stopped by budget"}
+    for checkpoint, epochs in zip(cut["checkpoint"], cut["epochs"]):
+        restored = load_checkpoint(checkpoint)  # the cut trial's best epoch, intact
+        assert 1 <= restored.metrics["epoch"] <= epochs < part["max_epochs"]
+    state = json.loads(next(root.glob("experiment_state-*.json")).read_text())
+    assert "TERMINATED" in json.dumps(state) and "RUNNING" not in json.dumps(state)
+
+    report = subprocess.run([sys.executable, "-m", "analysis", str(root), "--data-dir", str(FASHION_DIR)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert report.returncode == 0, report.stderr[-3000:]
+    summary = json.loads((root / "analysis" / "summary.json").read_text())
+    assert summary["budget"]["ended_by"] == "time budget"
+    assert summary["budget"]["trials_run"] == best["trials"]
+    assert summary["budget"]["budget_stopped_trials"] == len(part["budget_stopped"])
+    assert summary["budget"]["epochs_spent"] == len(experiment.histories)
+    assert 0 < summary["budget"]["training_efficiency"] <= 1
+    assert "The time budget (90 s) ended the search" in (root / "analysis" / "report.md").read_text()
+
+
+EXTEND_ARGS = ("--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory) -> tuple[Path, str, str]:
+    """A finished 2-trial search, then the same command with --samples 4."""
+    tmp = tmp_path_factory.mktemp("extend")
+    space = write_space(tmp / "space.yaml")
+    common = ("--space", space, *EXTEND_ARGS, "--storage-path", str(tmp), "--name", "ext")
+    first = run_cli("--samples", "2", *common)
+    second = run_cli("--samples", "4", *common)
+    return tmp / "ext", first, second
+
+
+@needs_data
+def test_extending_runs_exactly_the_new_trials_warm_started_from_the_earlier_ones(extended) -> None:
+    root, first, second = extended
+    record = json.loads((root / "search.json").read_text())
+    assert [p["folder"] for p in record["parts"]] == [".", "part-2"]
+    assert [p["samples"] for p in record["parts"]] == [2, 2]
+    assert [p["ended_by"] for p in record["parts"]] == ["samples", "samples"]
+    first_trials = {d.name.removeprefix("trial_") for d in root.glob("trial_*")}
+    new_trials = {d.name.removeprefix("trial_") for d in (root / "part-2").glob("trial_*")}
+    assert len(first_trials) == 2 and len(new_trials) == 2 and not first_trials & new_trials
+
+    # The searcher of part 2 was given both earlier results before proposing: their ids and scores ...
+    warm = record["parts"][1]["warm_start"]
+    experiment = load_experiment(root)
+    scores = {
+        trial: json.loads((root / f"trial_{trial}" / "result.json").read_text().splitlines()[-1])["val_accuracy"]
+        for trial in first_trials
+    }
+    assert {w["trial_id"]: w["reward"] for w in warm} == pytest.approx(scores)
+    # ... and its saved TPE history holds them as finished trials next to its own two.
+    (state_file,) = (root / "part-2").glob("searcher-state-*.pkl")
+    with open(state_file, "rb") as handle:
+        tpe = cloudpickle.load(handle)["_hpopt_trials"]
+    losses = sorted(-t["result"]["loss"] for t in tpe.trials if t["result"].get("status") == "ok")
+    assert len(losses) == 4
+    assert all(any(loss == pytest.approx(score) for loss in losses) for score in scores.values())
+
+    # One search to every reader: 4 trials, one best over both parts.
+    assert len(experiment.trials) == 4
+    assert experiment.best.score == pytest.approx(experiment.trials["val_accuracy"].max())
+    best = json.loads((root / "best.json").read_text())
+    assert best["trials"] == 4 and best["parts"] == 2 and best["best"] == experiment.best.to_dict()
+    assert "4 trials ran, 0 errored" in second and "2 trials ran, 0 errored" in first
+
+
+@needs_data
+def test_extending_with_another_space_is_an_error_that_changes_nothing(extended, tmp_path) -> None:
+    root, _, _ = extended
+    before = {p: p.read_bytes() for p in root.rglob("*.json")}
+    other = write_space(tmp_path / "other.yaml", TINY_SPACE.replace("[16, 32]", "[16, 64]"))
+    proc = search_cli("--samples", "6", "--space", other, *EXTEND_ARGS, "--storage-path", str(root.parent),
+                      "--name", "ext")  # fmt: skip
+    out, _ = proc.communicate(timeout=300)
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2, out
+    assert len(errors) == 1 and "was searched over another space" in errors[0] and "same --space" in errors[0]
+    assert not (root / "part-3").exists()
+    assert {p: p.read_bytes() for p in root.rglob("*.json")} == before

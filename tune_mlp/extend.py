@@ -1,0 +1,176 @@
+"""Extending a search: more trials in the same experiment, TPE warm-started from every earlier result.
+
+Ray Tune cannot raise ``num_samples`` of a finished experiment (``Tuner.restore`` keeps it, ray#42221),
+so ``--samples 40`` on a finished 20-trial search runs 20 more as a second Tune experiment in the
+subfolder ``EXPERIMENT/part-2/``; ``search.json`` lists the parts (``SearchRecord.parts``) and
+``tune_mlp.results`` reads them as one search. Each part is a whole Tune experiment, so Ray's own
+state stays consistent and an interrupted part resumes with ``Tuner.restore`` like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import tune
+
+from tune_mlp.distributions import SweepHyperOptSearch
+from tune_mlp.errors import UserInputError
+from tune_mlp.records import SearchRecord
+from tune_mlp.results import load_results
+
+PART_PREFIX = "part-"
+
+
+class ExtendError(UserInputError, ValueError):
+    """An experiment that cannot be extended as asked."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One driver run's Tune experiment within a search."""
+
+    root: str  # the search's folder (search.json)
+    folder: str  # "." for the first part, "part-2", ... for extensions
+    samples: int  # trials this part runs
+    resume: bool  # restore this part's Tune experiment (interrupted, or finished with nothing to add)
+    finished: bool = False  # the search already holds the trials asked for: only its results are read
+    warm_start: list[dict[str, Any]] = field(default_factory=list)  # earlier trials: trial_id, config, reward
+    histories: dict[str, dict[int, float]] = field(default_factory=dict)  # earlier trials' metric per epoch
+
+    @property
+    def path(self) -> str:
+        return self.root if self.folder == "." else f"{self.root}/{self.folder}"
+
+
+def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str]) -> Part:
+    """What this run does in ``root``: start it, resume its interrupted part, or extend it to ``samples``.
+
+    ``record`` is what this run was asked (its space's parameters); an existing ``search.json`` must match.
+    """
+    existing = SearchRecord.load(root)
+    if existing is None:
+        return Part(root, ".", samples, tune.Tuner.can_restore(root))
+    if _canonical(existing.parameters) != _canonical(record.parameters):
+        raise ExtendError(
+            f"{root} was searched over another space ({existing.space}): extend it with the same --space, "
+            "or give a new --name"
+        )
+    parts = existing.parts or [{"folder": "."}]  # searches recorded before parts existed: one part
+    last = parts[-1]
+    last_path = existing.part_paths(root)[-1]
+    if last.get("ended_by") is None and tune.Tuner.can_restore(last_path):
+        return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True)
+    done = trials_done(existing.part_paths(root), existing)
+    if done >= samples:  # nothing to add: reopen the last part, which returns its results
+        return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True, finished=True)
+    earlier = [result for path in existing.part_paths(root) for result in load_results(path, existing)]
+    return Part(
+        root,
+        f"{PART_PREFIX}{len(parts) + 1}",
+        samples - done,
+        False,
+        warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
+        histories={point["trial_id"]: point["history"] for point in _histories(earlier, existing.metric)},
+    )
+
+
+def _canonical(parameters: dict[str, Any]) -> str:
+    return json.dumps(parameters, sort_keys=True, default=str)
+
+
+def trials_done(paths: list[str], record: SearchRecord) -> int:
+    """Trials that reported or failed, over all parts (a trial stopped before it started does not count)."""
+    return sum(1 for path in paths for result in load_results(path, record) if result.metrics or result.error)
+
+
+def warm_points(results: list[Any], metric: str, mode: str, sampled: list[str]) -> list[dict[str, Any]]:
+    """Each earlier trial's sampled config and the score TPE was told (its last report); NaN becomes the worst."""
+    points = []
+    for result in results:
+        if not result.metrics or metric not in result.metrics:
+            continue
+        config = {key: result.config[key] for key in sampled if key in result.config}
+        if len(config) != len(sampled):
+            continue
+        points.append({"trial_id": result.metrics.get("trial_id"), "config": config,
+                       "reward": float(result.metrics[metric])})  # fmt: skip
+    finite = [p["reward"] for p in points if math.isfinite(p["reward"])]
+    worst = (min(finite) if mode == "max" else max(finite)) if finite else 0.0
+    for point in points:  # a diverged trial is as bad as the worst one seen, not a hole TPE cannot rank
+        point["reward"] = point["reward"] if math.isfinite(point["reward"]) else worst
+    return points
+
+
+def _histories(results: list[Any], metric: str) -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        frame = result.metrics_dataframe
+        if frame is None or frame.empty or metric not in frame:
+            continue
+        scores = {int(e): float(s) for e, s in zip(frame["epoch"], frame[metric]) if math.isfinite(s)}
+        rows.append({"trial_id": str(frame["trial_id"].iloc[-1]), "history": scores})
+    return rows
+
+
+def seed_rungs(scheduler: Any, histories: dict[str, dict[int, float]]) -> int:
+    """Give ASHA the earlier trials' scores at its rungs, so the new part's first trials have peers to lose to.
+
+    ASHA keeps each rung's scores in ``_brackets[i]._rungs`` as (milestone, {trial_id: score}); returns how
+    many scores were entered.
+    """
+    entered = 0
+    for bracket in getattr(scheduler, "_brackets", []):
+        for milestone, recorded in bracket._rungs:
+            for trial_id, scores in histories.items():
+                if int(milestone) in scores:
+                    recorded[trial_id] = scores[int(milestone)]
+                    entered += 1
+    return entered
+
+
+class WarmHyperOptSearch(SweepHyperOptSearch):
+    """TPE over every W&B distribution that starts with ``evaluated`` (config, reward) results in its history."""
+
+    def __init__(self, *args: Any, evaluated: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        self._evaluated = copy.deepcopy(evaluated or [])
+        super().__init__(*args, **kwargs)
+
+    def _setup_hyperopt(self) -> None:
+        import hyperopt as hpo
+        from hyperopt.fmin import generate_trial
+
+        super()._setup_hyperopt()
+        start = len(self._hpopt_trials.trials)
+        docs = []
+        for offset, point in enumerate(self._evaluated):
+            config = copy.deepcopy(point["config"])
+            self._convert_categories_to_indices(config)
+            doc = generate_trial(start + offset, config)
+            doc["state"] = hpo.base.JOB_STATE_DONE
+            doc["result"] = {"loss": self.metric_op * point["reward"], "status": "ok"}  # TPE minimises
+            docs.append(doc)
+        if docs:
+            self._hpopt_trials.insert_trial_docs(docs)
+            self._hpopt_trials.refresh()
+
+
+def part_entry(part: Part, **info: Any) -> dict[str, Any]:
+    """The ``search.json`` entry of a part as it starts (``ended_by`` None until it ends)."""
+    warm = [{"trial_id": p["trial_id"], "reward": p["reward"]} for p in part.warm_start]
+    return {"folder": part.folder, "samples": part.samples, "warm_start": warm, "ended_by": None, **info}
+
+
+def record_part(record: SearchRecord, part: Part, **info: Any) -> SearchRecord:
+    """``record`` with this part's entry added (a new part) or updated with ``info`` (a resumed one)."""
+    parts = [dict(p) for p in record.parts]
+    index = next((i for i, p in enumerate(parts) if p.get("folder", ".") == part.folder), None)
+    if index is None:
+        parts.append(part_entry(part, **info))
+    else:
+        parts[index].update(info)
+    return dataclasses.replace(record, parts=parts)
