@@ -376,8 +376,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tune_mlp.job import is_job_server, submit_search
 
     if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
-        submit_search(options.address, sys.argv[1:] if argv is None else argv, options.wandb_project is not None)
-        return 0
+        command_line = sys.argv[1:] if argv is None else argv
+
+        def submit() -> int:
+            submit_search(options, command_line)
+            return 0
+
+        return report_user_errors(submit)
     return report_user_errors(lambda: _search_and_report(options))
 
 
