@@ -204,6 +204,7 @@ def run_search(options: SearchOptions):
     from ray import tune
 
     from tune_mlp.data import load_splits
+    from tune_mlp.driver_lock import driver_lock
     from tune_mlp.search_space import load_space, sampled_keys
     from tune_mlp.trainable import train_mlp
 
@@ -229,15 +230,16 @@ def run_search(options: SearchOptions):
         from tune_mlp.wandb_setup import configure_wandb_mode
 
         configure_wandb_mode(f"{storage_root(options)}/{name}/trial_*/wandb/offline-run-*")
-    _init_ray(options)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial
-        ),
-        {"cpu": options.cpus_per_trial},
-    )
-    tuner = _tuner(options, name, trainable, space, start_points)
-    return tuner.fit()
+    with driver_lock(storage_root(options), name):  # one driver per experiment
+        _init_ray(options)
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial
+            ),
+            {"cpu": options.cpus_per_trial},
+        )
+        tuner = _tuner(options, name, trainable, space, start_points)
+        return tuner.fit()
 
 
 def summarize(results) -> dict[str, Any]:
