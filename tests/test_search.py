@@ -183,8 +183,10 @@ def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp
         time.sleep(0.2)
     else:
         pytest.fail("the search never reported")
-    # A second driver for the same experiment is refused while the first runs, before it starts Ray.
+    # A second driver for the same experiment is refused while the first runs, before it starts Ray. The
+    # first is paused meanwhile (SIGSTOP): alive and holding its lock, it cannot finish under a slow start.
     lock = experiment / ".driver.lock"
+    os.killpg(proc.pid, signal.SIGSTOP)
     second = subprocess.run(
         [sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )

@@ -206,7 +206,6 @@ def run_search(options: SearchOptions):
     from tune_mlp.data import load_splits
     from tune_mlp.driver_lock import driver_lock
     from tune_mlp.search_space import load_space, sampled_keys
-    from tune_mlp.trainable import train_mlp
 
     space_file = load_space(options.space)
     space = space_file.tune_space()
@@ -230,7 +229,9 @@ def run_search(options: SearchOptions):
         from tune_mlp.wandb_setup import configure_wandb_mode
 
         configure_wandb_mode(f"{storage_root(options)}/{name}/trial_*/wandb/offline-run-*")
-    with driver_lock(storage_root(options), name):  # one driver per experiment
+    with driver_lock(storage_root(options), name):  # one driver per experiment, checked before TF loads
+        from tune_mlp.trainable import train_mlp
+
         _init_ray(options)
         trainable = tune.with_resources(
             tune.with_parameters(
