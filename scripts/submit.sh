@@ -17,8 +17,8 @@
 #                   or `ssh -L 8265:127.0.0.1:8265 HEAD`.
 #   RAY_AUTH_TOKEN  the cluster's token; otherwise the file $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.
 #                   Ray's client sends it as an HTTP header; nothing here writes or copies it.
-#   WANDB_API_KEY   optional; handed to the job's runtime environment in memory, never written to a
-#                   file nor put on a command line.
+#   WANDB_API_KEY   stays here: Ray logs a job's runtime env in clear text, so the head needs its own key
+#                   (wandb login there) for online logging; otherwise the job logs offline.
 #   SUBMISSION_ID   optional job id (default tune-mlp-<time>), also the experiment name unless
 #                   --name or --resume is given.
 set -euo pipefail

@@ -6,8 +6,8 @@
 The one submission path. The job runs ``python -m tune_mlp.job_driver`` (the search with ``--address auto``)
 on the head. It ships the installed ``tune_mlp`` package as ``py_modules`` and the search space's text, never
 a ``working_dir`` (docs/cluster.md says why). Token auth: the Ray client sends ``RAY_AUTH_TOKEN``, else
-``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``. A W&B key in this environment goes into the job's runtime
-env in memory, never into a file or onto a command line.
+``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``. A W&B key in this environment stays here: Ray writes runtime
+envs to its agents' logs in clear text, so the head needs its own key for online logging.
 """
 
 from __future__ import annotations
@@ -92,17 +92,16 @@ def submit_search(options: SearchOptions, argv: Sequence[str]) -> str:
     job_id = os.environ.get("SUBMISSION_ID") or f"tune-mlp-{time.strftime('%Y%m%d-%H%M%S')}"
     name = options.name or (None if options.resume else job_id)
     args = without_flags(argv) + (["--name", name] if name and not options.name else [])
-    wandb_key = os.environ.get("WANDB_API_KEY") if options.wandb_project else None
+    # The key never goes into the job's runtime env: Ray's runtime-env agents log runtime envs in clear text.
+    wandb_key = None
     client = JobSubmissionClient(options.address)
     client.submit_job(
         entrypoint=shlex.join(["python", "-m", "tune_mlp.job_driver", *args]),
         runtime_env=job_runtime_env(space.stem, space.read_text(), wandb_key),
         submission_id=job_id,
     )
-    if wandb_key:
-        print("W&B: WANDB_API_KEY goes to the job's environment (logging online)")
-    elif options.wandb_project:
-        print("W&B: no WANDB_API_KEY here; the job logs offline unless the cluster's nodes have a key")
+    if options.wandb_project:
+        print("W&B: the key stays here (Ray would log it); the job logs online only if the head has its own key")
     print(next_steps(job_id, options.address, options.storage_path, name))
     return job_id
 

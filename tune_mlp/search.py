@@ -174,9 +174,9 @@ def _cluster_cpus() -> float:
 def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     if not options.wandb_project:
         return []
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from tune_mlp.wandb_setup import wandb_logger_callback
 
-    return [WandbLoggerCallback(project=options.wandb_project, group=name, excludes=["node_id"])]
+    return [wandb_logger_callback(project=options.wandb_project, group=name, excludes=["node_id"])]
 
 
 def _reporter(space: dict[str, Any], options: SearchOptions):
