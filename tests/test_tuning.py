@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -183,13 +184,28 @@ def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp
         time.sleep(0.2)
     else:
         pytest.fail("the search never reported")
+    # A second driver for the same experiment is refused while the first runs, before it starts Ray. The
+    # first is paused meanwhile (SIGSTOP): alive and holding its lock, it cannot finish under a slow start.
+    lock = experiment / ".driver.lock"
+    os.killpg(proc.pid, signal.SIGSTOP)
+    second = subprocess.run(
+        [sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+    assert second.stderr.strip().splitlines() == [
+        f"error: {experiment} is being run by another driver (pid {proc.pid} on {socket.gethostname()}, "
+        f"started {json.loads(lock.read_text())['started']}; lock {lock}): wait for it, stop it, or use another --name"
+    ]
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait()
+    assert json.loads(lock.read_text())["pid"] == proc.pid  # a killed driver leaves its lock behind
 
-    rerun = search_cli(*args)
+    rerun = search_cli(*args, "--resume")
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out[-3000:]
+    assert f"note: took over the stale lock {lock} (pid {proc.pid} is not running on this host)" in out
     assert "resuming experiment" in out
+    assert not lock.exists()  # released at the end
     results = load_results(experiment)
     assert len(results) == 6 and not results.errors
     assert all(r.metrics["epoch"] == 4 for r in results)

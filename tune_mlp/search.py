@@ -13,6 +13,7 @@ Each trial reports every epoch with a checkpoint (``tune_mlp.train``'s format) t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 from tune_mlp import storage
 from tune_mlp.budget import format_duration, parse_duration
 from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclass_from_args, report_user_errors
+from tune_mlp.driver_lock import driver_lock
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search_options import SearchOptions, search_plan
+from tune_mlp.search_options import SearchOptions, experiment_name, search_plan
 from tune_mlp.sweep import SearchPlan, describe_plan
 
 
@@ -64,9 +66,12 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
     from tune_mlp.job import is_job_server, submit_search
 
     if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
-        submit_search(options.address, argv, options.wandb is not None)
+        submit_search(options, argv)
         return 0
-    return _search_and_report(options, plan)
+    storage.check_writable(options.storage_path)
+    options = dataclasses.replace(options, name=experiment_name(options))
+    with driver_lock(storage.storage_root(options.storage_path), options.name):  # one driver per experiment
+        return _search_and_report(options, plan)
 
 
 def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:

@@ -7,9 +7,13 @@ Kept free of TensorFlow so ``python -m tune_mlp.search`` checks flags and the sw
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from tune_mlp import storage
 from tune_mlp.config import MODES, REPORTED_METRICS, bounded, choice
+from tune_mlp.errors import UserInputError
 from tune_mlp.sweep import SearchPlan, load_sweep, plan_search
 from tune_mlp.wandb_setup import DEFAULT_PROJECT
 
@@ -74,3 +78,19 @@ def search_plan(options: SearchOptions) -> SearchPlan:
 
 def apply_plan(options: SearchOptions, plan: SearchPlan) -> SearchOptions:
     return dataclasses.replace(options, **{key: getattr(plan, key) for key in PLAN_DEFAULTS})
+
+
+def experiment_name(options: SearchOptions) -> str:
+    """``--name``; with ``--resume`` alone, the newest experiment in the storage path."""
+    if options.name:
+        return options.name
+    if options.resume:
+        if storage.is_uri(options.storage_path):
+            raise UserInputError("--resume without --name needs a local --storage-path; with a URI give --name")
+        root = Path(storage.storage_root(options.storage_path))
+        states = sorted(root.glob("*/experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+        if not states:
+            raise UserInputError(f"--resume: no experiment to resume in {root}; start one without --resume")
+        return states[-1].parent.name
+    space = Path(options.space).stem
+    return f"{space}{'-smoke' if options.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -38,22 +38,26 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
     trainer = Trainer(config, splits, resume=resume)
-    node_id = ray.get_runtime_context().get_node_id()
-    for result in trainer.epochs():
-        # resumed_from: the epoch this run of the trial started at (0, or its checkpoint's after a crash).
-        metrics = result.metrics() | {
-            "node_id": node_id,
-            "trial_epochs": config.epochs,
-            "resumed_from": resume.epoch if resume else 0,
-        }
-        if result.diverged:
-            # Reported so the searcher learns the region is bad; no checkpoint, and the trial ends here.
-            tune.report(metrics | {METRIC: math.nan, "val_loss": math.nan})
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(directory, trainer.checkpoint(metrics))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        _maybe_crash_once(result.epoch)
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+        for result in trainer.epochs():
+            # resumed_from: the epoch this run of the trial started at (0, or its checkpoint's after a crash).
+            metrics = result.metrics() | {
+                "node_id": node_id,
+                "trial_epochs": config.epochs,
+                "resumed_from": resume.epoch if resume else 0,
+            }
+            if result.diverged:
+                # Reported so the searcher learns the region is bad; no checkpoint, and the trial ends here.
+                tune.report(metrics | {METRIC: math.nan, "val_loss": math.nan})
+                return
+            with tempfile.TemporaryDirectory() as directory:
+                save_checkpoint(directory, trainer.checkpoint(metrics))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            _maybe_crash_once(result.epoch)
+    finally:
+        # Trials reuse actors: without this, every trial's compiled functions and data copies stay.
+        trainer.close()
 
 
 def _maybe_crash_once(epoch: int) -> None:

@@ -204,3 +204,12 @@ class Trainer:
             history=list(self.history),
             metrics=dict(metrics or (self.history[-1] if self.history else {})),
         )
+
+    def close(self) -> None:
+        """Let go of the compiled functions and the data on the device; the Trainer cannot train after this.
+
+        Ray Tune reuses a trial's actor for the next trial, so a long search builds many Trainers in one
+        process: each one's ``tf.function``s (their graphs, XLA programs) and tensors must not outlive it.
+        """
+        self._train_steps = self._evaluate = None
+        self.x_train = self.y_train = self.x_val = self.y_val = None

@@ -12,12 +12,10 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
-from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
@@ -30,31 +28,15 @@ from tune_mlp.errors import UserInputError
 from tune_mlp.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
 from tune_mlp.records import BEST_FILE, SearchRecord
 from tune_mlp.results import BestResult, ExperimentError, best_result, load_search, search_root
-from tune_mlp.search_options import SearchOptions, apply_plan, search_plan
+from tune_mlp.search_options import SearchOptions, apply_plan, experiment_name, search_plan
 from tune_mlp.search_space import sampled_keys
 from tune_mlp.sweep import SearchPlan, keys_line
 from tune_mlp.trainable import train_mlp
-from tune_mlp.wandb_setup import configure_wandb_mode
+from tune_mlp.wandb_setup import configure_wandb_mode, wandb_logger_callback
 
 SMOKE_TRAIN_EXAMPLES = 3000
 __all__ = ["SearchOptions", "run_search", "write_best"]  # SearchOptions: re-exported for callers
 DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole search: trials must compare
-
-
-def experiment_name(options: SearchOptions) -> str:
-    """``--name``; with ``--resume`` alone, the newest experiment in the storage path."""
-    if options.name:
-        return options.name
-    if options.resume:
-        if storage.is_uri(options.storage_path):
-            raise UserInputError("--resume without --name needs a local --storage-path; with a URI give --name")
-        root = Path(storage.storage_root(options.storage_path))
-        states = sorted(root.glob("*/experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
-        if not states:
-            raise UserInputError(f"--resume: no experiment to resume in {root}; start one without --resume")
-        return states[-1].parent.name
-    space = Path(options.space).stem
-    return f"{space}{'-smoke' if options.smoke_test else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def base_config(space: dict[str, Any]) -> TrainConfig:
@@ -178,7 +160,7 @@ def _trial_dirname(trial: Any) -> str:
 def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     if not options.wandb:
         return []
-    return [WandbLoggerCallback(project=options.wandb, group=name, excludes=["node_id"])]
+    return [wandb_logger_callback(project=options.wandb, group=name, excludes=["node_id"])]
 
 
 def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord, sort: bool = True
