@@ -101,7 +101,7 @@ class Classifier:
 
 
 def load_classifier(source: ModelSource) -> Classifier:
-    """Checkpoints run through the numpy forward pass (no TensorFlow); exports through Keras."""
+    """Checkpoints run through the numpy forward pass (float64, like the tests' reference); exports through Keras."""
     if source.kind == "export":
         return _keras_classifier(source)
     from tune_mlp.checkpoint import load_checkpoint
