@@ -39,7 +39,7 @@ def predict_files(
     from tune_mlp.data import CLASS_NAMES
     from tune_mlp.model_source import load_classifier, resolve_model
 
-    classifier = load_classifier(resolve_model(model))  # a model that is not ours fails before any image
+    source = resolve_model(model)  # a model that is not ours fails before any image is read
     paths, problems = image_paths(inputs)
     prepared: list[PreparedImage] = []
     for path in paths:
@@ -48,7 +48,8 @@ def predict_files(
         except ImageInputError as error:
             problems.append(error)
     rows = []
-    if prepared:
+    if prepared:  # the network (and TensorFlow) is loaded only when there is something to predict
+        classifier = load_classifier(source)
         probabilities = classifier.probabilities(np.stack([image.pixels for image in prepared]))
         names = CLASS_NAMES[classifier.dataset]
         for image, probs in zip(prepared, probabilities):
