@@ -57,13 +57,13 @@ def reference(exported: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_the_export_is_the_best_epoch_over_all_trials(experiment: Path, exported: Path) -> None:
-    from tune_mlp.results import best_checkpoint, load_results
+    from tune_mlp.results import load_experiment
 
-    best = best_checkpoint(load_results(experiment))
+    best = load_experiment(experiment).best  # what python -m analysis reports
     info = json.loads((exported / "export.json").read_text())
-    assert info["source"] == {"kind": "experiment", "path": str(experiment), "checkpoint": best.path}
+    assert info["source"] == {"kind": "experiment", "path": str(experiment), "checkpoint": best.checkpoint}
     assert info["metrics"]["val_accuracy"] == best.score and info["metrics"]["trial_id"] == best.trial_id
-    assert info["config"] == load_checkpoint(best.path).config.to_dict()
+    assert info["config"] == load_checkpoint(best.checkpoint).config.to_dict()
 
 
 def test_keras_model_loads_without_tune_mlp_and_matches_numpy(exported: Path, reference, tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def score_on_test(source: ModelSource, data_dir: str | None) -> tuple[TrainConfi
 
     classifier = load_classifier(source)
     config = classifier.config
-    splits = load_splits(config.dataset, data_dir, config.val_fraction, config.seed)
+    splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
     predicted = classifier.probabilities(splits.x_test).argmax(axis=1)
     recall = {
         name: float(np.mean(predicted[splits.y_test == label] == label))
@@ -131,7 +131,7 @@ Per-class recall on the test set:
 ## Data
 
 {config["dataset"]}: 28×28 grayscale images, light object on a dark background, float pixels in [0, 1]
-(byte / 255). {config["val_fraction"]:.0%} of the training set was held out (stratified, seed {config["seed"]})
+(byte / 255). {config["val_fraction"]:.0%} of the training set was held out (stratified, seed {config["split_seed"]})
 for validation; the test set was used only to score this model.
 
 ## Use it

@@ -1,7 +1,7 @@
 """What a user may point export, predict and analysis at: a search, a training run, a checkpoint or an export.
 
     experiment folder   ray_results/NAME (experiment_state-*.json): the best epoch over all trials
-    training run        the --output of python -m tune_mlp.train (metrics.json + checkpoint/)
+    training run        the --output of python -m tune_mlp.train (metrics.json naming its best checkpoint/)
     checkpoint          config.json + weights.npz
     export              the --out of python -m tune_mlp.export (model.keras + export.json), or its model.keras
 
@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from tune_mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from tune_mlp.config import METRIC, TrainConfig
+from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
-from tune_mlp.train import BEST_DIR as TRAIN_BEST_DIR
-from tune_mlp.train import METRICS_FILE as TRAIN_METRICS
+from tune_mlp.records import BestResult, SearchRecord
 
 EXPORT_INFO = "export.json"  # what the export was made from; marks a folder as ours
 KERAS_FILE = "model.keras"
+# tune_mlp.training.METRICS_FILE, not imported: training pulls in the trainer (a test checks they agree).
+TRAIN_METRICS = "metrics.json"
 
 
 class ModelPathError(UserInputError, ValueError):
@@ -46,12 +47,19 @@ class ModelSource:
         return where
 
 
-def best_of_experiment(experiment: Path) -> tuple[Path, dict[str, Any]]:
-    """The best epoch over all trials of a search (as analysis picks it): its checkpoint folder and metrics."""
-    from tune_mlp.results import best_checkpoint, load_results
+def best_of_experiment(experiment: Path) -> BestResult:
+    """The best epoch over all trials of a search, by the search's own metric, as analysis picks it."""
+    from tune_mlp.results import best_result, load_results
 
-    best = best_checkpoint(load_results(experiment))
-    return Path(best.path), {**best.metrics, METRIC: best.score}
+    record = SearchRecord.load(str(experiment)) or SearchRecord()
+    return best_result(load_results(experiment, record), record.metric, record.mode)
+
+
+def _metrics(best: BestResult) -> dict[str, Any]:
+    """What is known of a best epoch's scores, keyed like the trials' reports."""
+    known = {best.metric: best.score, "epoch": best.epoch, "trial_id": best.trial_id}
+    known |= {"test_accuracy": best.test_accuracy, "test_loss": best.test_loss}
+    return {key: value for key, value in known.items() if value is not None}
 
 
 def resolve_model(path: str | Path) -> ModelSource:
@@ -65,25 +73,22 @@ def resolve_model(path: str | Path) -> ModelSource:
             info = json.loads((path / EXPORT_INFO).read_text())
             return ModelSource("export", path, path, dict(info.get("metrics", {})))
         if list(path.glob("experiment_state-*.json")):
-            checkpoint, metrics = best_of_experiment(path)
-            return ModelSource("experiment", path, checkpoint, metrics)
-        if (path / TRAIN_METRICS).is_file() and (path / TRAIN_BEST_DIR).is_dir():
-            summary = json.loads((path / TRAIN_METRICS).read_text())
-            metrics = {METRIC: summary.get("best_val_accuracy"), "epoch": summary.get("best_epoch")}
-            return ModelSource("training run", path, path / TRAIN_BEST_DIR, metrics | _test_metrics(summary))
+            best = best_of_experiment(path)
+            return ModelSource("experiment", path, Path(best.checkpoint), _metrics(best))
+        summary = json.loads((path / TRAIN_METRICS).read_text()) if (path / TRAIN_METRICS).is_file() else {}
+        if isinstance(summary.get("best"), dict):
+            best = BestResult.from_dict(summary["best"])
+            # the run folder may have moved since: its checkpoint is the folder of that name inside it
+            return ModelSource("training run", path, path / Path(best.checkpoint).name, _metrics(best))
         if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
             state = path / "state.json"
             metrics = json.loads(state.read_text()).get("metrics", {}) if state.is_file() else {}
             return ModelSource("checkpoint", path, path, dict(metrics))
     raise ModelPathError(
         f"{path} is not a tune_mlp model: give an experiment folder (experiment_state-*.json), a "
-        f"tune_mlp.train output ({TRAIN_METRICS} + {TRAIN_BEST_DIR}/), a checkpoint ({CONFIG_FILE} + {WEIGHTS_FILE}) "
+        f"tune_mlp.train output ({TRAIN_METRICS} + checkpoint/), a checkpoint ({CONFIG_FILE} + {WEIGHTS_FILE}) "
         f"or a tune_mlp.export folder ({KERAS_FILE} + {EXPORT_INFO})"
     )
-
-
-def _test_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    return {key: summary[key] for key in ("test_accuracy", "test_loss") if key in summary}
 
 
 @dataclass(frozen=True)
