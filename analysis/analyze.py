@@ -50,12 +50,27 @@ def per_class_table(y_true, y_pred, class_names) -> pd.DataFrame:
     ).set_index("class")
 
 
-def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test, out_dir: Path) -> None:
-    names = splits.class_names
-    confusion, confusion_normalized = plots.confusion_matrices(splits.y_test, test.predictions, names, out_dir)
-    importance_png, importance = plots.hyperparameter_importance(experiment.trials, out_dir / "importance.png")
-    classes = per_class_table(splits.y_test, test.predictions, names)
+def where_it_fails(x_test, y_test, predictions, names, out_dir: Path) -> Section:
+    """The test-set pictures of any model: confusion matrices, per-class accuracy, sample predictions."""
+    confusion, confusion_normalized = plots.confusion_matrices(y_test, predictions, names, out_dir)
+    classes = per_class_table(y_test, predictions, names)
     worst = classes["recall"].idxmin()
+    return Section(
+        "Where it fails",
+        f"Rows are the true class, columns the prediction. The weakest class is **{worst}** "
+        f"(recall {classes.loc[worst, 'recall']:.2f}).",
+        classes,
+        [
+            confusion,
+            confusion_normalized,
+            plots.per_class_accuracy(y_test, predictions, names, out_dir / "per_class_accuracy.png"),
+            plots.sample_predictions(x_test, y_test, predictions, names, out_dir / "sample_predictions.png"),
+        ],
+    )
+
+
+def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test, out_dir: Path) -> None:
+    importance_png, importance = plots.hyperparameter_importance(experiment.trials, out_dir / "importance.png")
     best = summary["best"]
     config_table = pd.DataFrame({"value": best["config"]}).rename_axis("hyperparameter")
     trials = experiment.trials.sort_values(METRIC, ascending=False)
@@ -71,20 +86,7 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits, test,
             f"Checkpoint: `{best['checkpoint']}`",
             config_table,
         ),
-        Section(
-            "Where it fails",
-            f"Rows are the true class, columns the prediction. The weakest class is **{worst}** "
-            f"(recall {classes.loc[worst, 'recall']:.2f}).",
-            classes,
-            [
-                confusion,
-                confusion_normalized,
-                plots.per_class_accuracy(splits.y_test, test.predictions, names, out_dir / "per_class_accuracy.png"),
-                plots.sample_predictions(
-                    splits.x_test, splits.y_test, test.predictions, names, out_dir / "sample_predictions.png"
-                ),
-            ],
-        ),
+        where_it_fails(splits.x_test, splits.y_test, test.predictions, splits.class_names, out_dir),
         Section(
             "The search",
             "Validation accuracy of every trial by epoch (trials ASHA stopped early end in ×), and the best "
