@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_on_model(path: str, out: Path, data_dir: str | None, dataset: str | None) -> int:
+    from tune_mlp.model_source import resolve_model
+
+    resolve_model(path)  # a path that is no model fails here, before TensorFlow is imported (and logs)
     from analysis.model_report import analyze_model
 
     summary = analyze_model(path, out, data_dir, dataset)

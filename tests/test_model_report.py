@@ -73,13 +73,14 @@ def test_dataset_flag_scores_on_mnist(run_dir: Path, tmp_path: Path) -> None:
 
 def test_not_a_model_is_one_line_exit_2(tmp_path: Path) -> None:
     done = run_module("analysis", str(tmp_path), "--out", str(tmp_path / "out"))
-    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]  # not TensorFlow's start-up log
+    lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "is not a tune_mlp model" in lines[0]
     assert not (tmp_path / "out").exists()
 
 
 def test_metrics_file_name_is_trainings() -> None:
-    from tune_mlp.model_source import TRAIN_METRICS
+    from tune_mlp import checkpoint, model_source
     from tune_mlp.training import METRICS_FILE
 
-    assert TRAIN_METRICS == METRICS_FILE
+    assert model_source.TRAIN_METRICS == METRICS_FILE
+    assert (model_source.CONFIG_FILE, model_source.WEIGHTS_FILE) == (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE)

@@ -18,15 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from tune_mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BestResult, SearchRecord
 
 EXPORT_INFO = "export.json"  # what the export was made from; marks a folder as ours
 KERAS_FILE = "model.keras"
-# tune_mlp.training.METRICS_FILE, not imported: training pulls in the trainer (a test checks they agree).
+# Not imported from tune_mlp.training / tune_mlp.checkpoint: both load TensorFlow, and a wrong path should fail
+# at once with one line, not after TensorFlow's start-up log (tests check the names agree).
 TRAIN_METRICS = "metrics.json"
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
 
 
 class ModelPathError(UserInputError, ValueError):
@@ -109,7 +110,7 @@ def load_classifier(source: ModelSource) -> Classifier:
     """Checkpoints run through the numpy forward pass (float64, like the tests' reference); exports through Keras."""
     if source.kind == "export":
         return _keras_classifier(source)
-    from tune_mlp.checkpoint import load_checkpoint
+    from tune_mlp.checkpoint import load_checkpoint  # lazy: TensorFlow (see above)
     from tune_mlp.model import numpy_logits
 
     checkpoint = load_checkpoint(source.model_dir)
