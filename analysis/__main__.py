@@ -1,6 +1,7 @@
 """Report on a search: the best epoch of all trials, scored on the test set, with pictures.
 
 python -m analysis ray_results/NAME [--out DIR]
+python -m analysis runs/train-NAME | CHECKPOINT | EXPORT [--dataset mnist|fashion_mnist] [--out DIR]
 """
 
 from __future__ import annotations
@@ -11,17 +12,37 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tune_mlp.cli import add_flag, report_user_errors
+from tune_mlp.config import DATASETS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment", help="experiment folder written by python -m tune_mlp.search")
+    parser.add_argument(
+        "experiment", help="search folder (python -m tune_mlp.search), or a tune_mlp.train output, checkpoint or export"
+    )
     add_flag(parser, "out", default=None, help="output folder (default: EXPERIMENT/analysis)")
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
+    add_flag(parser, "dataset", choices=DATASETS, default=None, help="score a single model on this data set")
     args = parser.parse_args(argv)
 
     out = Path(args.out) if args.out else Path(args.experiment) / "analysis"
+    if not list(Path(args.experiment).glob("experiment_state-*.json")):  # one model, not a search
+        return report_user_errors(lambda: _report_on_model(args.experiment, out, args.data_dir, args.dataset))
     return report_user_errors(lambda: _analyze_and_report(args.experiment, out, args.data_dir))
+
+
+def _report_on_model(path: str, out: Path, data_dir: str | None, dataset: str | None) -> int:
+    from tune_mlp.model_source import resolve_model
+
+    resolve_model(path)  # a path that is no model fails here, before TensorFlow is imported (and logs)
+    from analysis.model_report import analyze_model
+
+    summary = analyze_model(path, out, data_dir, dataset)
+    print(
+        f"{summary['model']['kind']} {path} on {summary['dataset']}: test_accuracy {summary['test_accuracy']:.4f}\n"
+        f"wrote {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.html'}"
+    )
+    return 0
 
 
 def _analyze_and_report(experiment: str, out: Path, data_dir: str | None) -> int:

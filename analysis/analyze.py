@@ -85,7 +85,7 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits: Split
     objective = Objective.of(experiment.record)
     sections = [
         _result_section(summary, objective, len(splits.y_test)),
-        _failure_section(splits, predictions, out),
+        where_it_fails(splits, predictions, out),
         _search_section(experiment, objective, out),
         _budget_section(summary),
         _importance_section(experiment, objective, out),
@@ -107,7 +107,8 @@ def _result_section(summary: dict[str, Any], objective: Objective, n_test: int) 
     )
 
 
-def _failure_section(splits: Splits, predictions, out: Path) -> Section:
+def where_it_fails(splits: Splits, predictions, out: Path) -> Section:
+    """The test-set pictures of any model (a search's best or one model): confusion, per-class accuracy, samples."""
     names, y_test = splits.class_names, splits.y_test
     confusion, confusion_normalized = plots_eval.confusion_matrices(y_test, predictions, names, out)
     classes = per_class_table(y_test, predictions, names)

