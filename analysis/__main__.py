@@ -45,7 +45,13 @@ def _report_on_model(path: str, out: Path, data_dir: str | None, dataset: str | 
     return 0
 
 
-def _analyze_and_report(experiment: str, out: Path, data_dir: str | None) -> int:
+def _analyze_and_report(experiment_dir: str, out: Path, data_dir: str | None) -> int:
+    from tune_mlp.checkpoint import load_checkpoint
+    from tune_mlp.results import load_experiment
+
+    # Before TensorFlow loads (analysis.analyze): a wrong folder or a damaged checkpoint is just one error line.
+    experiment = load_experiment(experiment_dir)
+    load_checkpoint(experiment.best.checkpoint)
     from analysis.analyze import analyze
 
     best = analyze(experiment, out, data_dir)["best"]

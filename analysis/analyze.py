@@ -30,8 +30,10 @@ from tune_mlp.results import Experiment, load_experiment
 TRIAL_TABLE_ROWS = 20
 
 
-def analyze(experiment_dir: str, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
-    experiment = load_experiment(experiment_dir)
+def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+    """The report on an experiment (its folder, or the ``load_experiment`` of it a caller has already read)."""
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
     checkpoint = load_checkpoint(experiment.best.checkpoint)
     config = checkpoint.config
     splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)

@@ -85,6 +85,7 @@ class Cluster:
     tmp: Path
     nodes: list[tuple[subprocess.Popen, Path]] = field(default_factory=list)  # `ray start --block`, its log
     node_ids: list[str] = field(default_factory=list)
+    worker_ids: list[str] = field(default_factory=list)  # node ids of the workers, in start order (nodes[1:])
 
     def start_node(self, name: str, args: list[str]) -> None:
         log = self.tmp / f"{name}.log"
@@ -129,7 +130,8 @@ class Cluster:
                 raise RuntimeError(f"no new alive node after {START_TIMEOUT_S}s (had {sorted(before)})\n{logs}")
             time.sleep(1)
         self.node_ids = self.alive_node_ids()
-        return new.pop()
+        self.worker_ids.append(new.pop())
+        return self.worker_ids[-1]
 
     def kill_node(self, index: int, sig: int = signal.SIGKILL) -> None:
         """Signal node `index` (0 = head) and its whole process family by pid: its raylet, workers, agents."""

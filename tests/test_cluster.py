@@ -167,3 +167,99 @@ def test_killed_driver_resumes(cluster: Cluster) -> None:
     assert len(trials) == 3, f"3 trials expected, found {[t.trial_id for t in trials]}"
     assert [t.status for t in trials] == ["TERMINATED"] * 3, {t.trial_id: t.status for t in trials}
     assert (experiment / "best.json").is_file()
+
+
+# ~3 s an epoch on one core over the full training split: the worker's trial is still running after it has
+# reported (and checkpointed) its first epoch, so the kill lands mid-trial.
+LOSS_SPACE = """\
+parameters:
+  num_layers: {value: 2}
+  hidden_size: {value: 512}
+  batch_size: {value: 32}
+  optimizer: {value: adam}
+  learning_rate: {values: [0.001, 0.0003]}
+"""
+LOSS_EPOCHS = 5
+
+
+def _rows(result_file: Path) -> list[dict]:
+    return [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+
+
+def _trial_on(experiment: Path, node_id: str) -> Path | None:
+    """The trial folder with a reported (so checkpointed) epoch from `node_id`, if any yet."""
+    for result_file in experiment.glob("trial_*/result.json"):
+        try:
+            rows = _rows(result_file)
+        except json.JSONDecodeError:  # a line being written
+            continue
+        if any(row.get("node_id") == node_id for row in rows):
+            return result_file.parent
+    return None
+
+
+def test_lost_worker_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> None:
+    """SIGKILL the worker node's whole process family while its trial runs: the trial resumes on the head.
+
+    Last in the module: the cluster has one node afterwards (no later test needs two). Storage is a local
+    path, which both nodes see because they share this machine's filesystem (docs/cluster.md).
+    """
+    from ray.tune import ExperimentAnalysis
+
+    from tune_mlp.checkpoint import load_checkpoint
+
+    worker_id = cluster.worker_ids[0]
+    head_id = next(node for node in cluster.node_ids if node != worker_id)
+    space = cluster.tmp / "loss_space.yaml"
+    space.write_text(LOSS_SPACE)
+    experiment = cluster.tmp / "results3" / "lose-a-node"
+    command = [
+        sys.executable, "-m", "tune_mlp.search", "--address", cluster.gcs_address, "--samples", "2",
+        "--concurrency", "2", "--max-epochs", str(LOSS_EPOCHS), "--grace-period", str(LOSS_EPOCHS),
+        "--no_wandb", "--storage-path", str(experiment.parent), "--name", experiment.name,
+        "--data-dir", str(DATA_DIR), "--space", str(space),
+    ]  # fmt: skip
+    log = cluster.tmp / "lose-a-node.log"
+    with log.open("w") as out:
+        search = subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while (lost := _trial_on(experiment, worker_id)) is None:
+            assert search.poll() is None, f"the search ended (exit {search.returncode}) before the kill:\n{tail(log)}"
+            assert time.monotonic() < deadline, f"no trial reported from the worker within 180 s:\n{tail(log)}"
+            time.sleep(0.2)
+        cluster.kill_node(1)  # the raylet, its workers (the trial's actor) and agents, by pid
+        search.wait(timeout=300)
+    finally:
+        if search.poll() is None:
+            search.kill()
+            search.wait(timeout=30)
+    assert search.returncode == 0, f"the search failed (exit {search.returncode}):\n{tail(log, 8000)}"
+
+    rows = _rows(lost / "result.json")
+    epochs = [row["epoch"] for row in rows]
+    assert sorted(set(epochs)) == list(range(1, LOSS_EPOCHS + 1)), f"{lost.name} epochs {epochs}"
+    on_worker = [row["epoch"] for row in rows if row["node_id"] == worker_id]
+    resumed = [row for row in rows if row["resumed_from"] > 0]
+    assert on_worker and max(on_worker) < LOSS_EPOCHS, f"{lost.name}: worker epochs {on_worker}, all {epochs}"
+    assert resumed, f"{lost.name} never resumed from a checkpoint: {[(r['epoch'], r['node_id']) for r in rows]}"
+    # Continuous: it picked up from the last checkpoint the worker wrote, on the surviving node.
+    assert {row["node_id"] for row in resumed} == {head_id}, resumed
+    assert resumed[0]["resumed_from"] == max(on_worker) and resumed[0]["epoch"] == max(on_worker) + 1, rows
+
+    trials = ExperimentAnalysis(str(experiment)).trials
+    assert sorted(t.status for t in trials) == ["TERMINATED", "TERMINATED"], {t.trial_id: t.status for t in trials}
+    best = json.loads((experiment / "best.json").read_text())
+    assert best["trials"] == 2 and best["errored_trials"] == 0, best
+
+    out = tmp_path / "report"
+    ran = subprocess.run(
+        [sys.executable, "-m", "analysis", str(experiment), "--out", str(out), "--data-dir", str(DATA_DIR)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, f"python -m analysis failed:\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"]["total"] == 2 and summary["trials"].get("ERROR", 0) == 0, summary["trials"]
+    checkpoint = load_checkpoint(experiment / summary["best"]["checkpoint"])
+    assert checkpoint.epoch == summary["best"]["epoch"] and checkpoint.config.hidden_size == 512
+    assert 0.7 < summary["best"]["test_accuracy"] <= 1.0, summary["best"]

@@ -7,6 +7,7 @@ checkpoint from an untrusted source cannot run code and any tool can read it.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ import numpy as np
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
-from tune_mlp.model import layer_sizes
+from tune_mlp.network import layer_sizes  # not model: no TensorFlow
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
 OPTIMIZER_FILE = "optimizer.npz"
 STATE_FILE = "state.json"
+DAMAGED_FIX = "use another checkpoint (an earlier checkpoint_* of the trial) or train again"
 
 
 class CheckpointError(UserInputError, ValueError):
@@ -62,10 +64,13 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             raise CheckpointError(f"{directory} is not a tune_mlp checkpoint: {name} is missing")
     try:
         config = TrainConfig.load(directory / CONFIG_FILE)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE} is not JSON ({error}): the checkpoint is damaged; {DAMAGED_FIX}"
+        ) from None
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
-    with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as npz:
-        arrays = dict(npz)
+    arrays = _read_npz(directory / WEIGHTS_FILE)
     sizes = layer_sizes(config)
     expected = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -85,8 +90,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     weights = [arrays[name] for name in weight_names(len(expected))]
     optimizer_state: dict[str, np.ndarray] = {}
     if (directory / OPTIMIZER_FILE).is_file():
-        with np.load(directory / OPTIMIZER_FILE, allow_pickle=False) as npz:
-            optimizer_state = dict(npz)
+        optimizer_state = _read_npz(directory / OPTIMIZER_FILE)
     state: dict[str, Any] = {}
     if (directory / STATE_FILE).is_file():
         state = json.loads((directory / STATE_FILE).read_text())
@@ -99,3 +103,12 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         metrics=dict(state.get("metrics", {})),
         path=directory,
     )
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz``; a truncated or damaged file (a full disk, a cut copy) is a CheckpointError."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return dict(npz)
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+        raise CheckpointError(f"{path} is truncated or damaged ({error}); {DAMAGED_FIX}") from None

@@ -11,17 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tune_mlp.config import TrainConfig
+# The shape lives in tune_mlp.network (no TensorFlow); trainer and scripts still import it from here.
+from tune_mlp.network import INPUT_SIZE, NUM_CLASSES, layer_sizes  # noqa: F401
 
-INPUT_SIZE = 784
-NUM_CLASSES = 10
 RANDOM_INIT_STDDEV = 0.01  # the study's "random" init: small normal weights
 
 _TF_ACTIVATIONS = {"sigmoid": tf.sigmoid, "tanh": tf.tanh, "relu": tf.nn.relu, "identity": tf.identity}
-
-
-def layer_sizes(config: TrainConfig) -> list[int]:
-    return [INPUT_SIZE] + [config.hidden_size] * config.num_layers + [NUM_CLASSES]
 
 
 def init_weights(sizes: Sequence[int], weight_init: str, seed: int) -> list[np.ndarray]:

@@ -136,13 +136,17 @@ def load_experiment(experiment_dir: str | Path) -> Experiment:
     columns = list(dict.fromkeys([*HISTORY_COLUMNS, record.metric, *TIMING_COLUMNS]))
     local = not storage.is_uri(str(experiment_dir))
     root = search_root(Path(experiment_dir).expanduser().resolve() if local else experiment_dir)
+    try:
+        best = best_result(results, record.metric, record.mode)
+    except ExperimentError as error:
+        raise ExperimentError(f"{root}: {error}") from None  # name the experiment: a caller may read several
     return Experiment(
         name=root.rsplit("/", 1)[-1],
         path=root,
         record=record,
         trials=pd.DataFrame(rows),
         histories=history.reindex(columns=columns),
-        best=best_result(results, record.metric, record.mode),
+        best=best,
     )
 
 

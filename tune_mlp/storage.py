@@ -7,6 +7,7 @@ Ray Tune takes either; the few files of our own beside an experiment (``best.jso
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pyarrow.fs
@@ -46,7 +47,14 @@ def check_writable(root: str) -> None:
 
 
 def _writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
+    """Mode bits first; then a real try, since root passes os.access everywhere (a read-only mount, /proc)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        tempfile.TemporaryDirectory(dir=folder, prefix=".tune_mlp-probe-").cleanup()
+    except OSError:
+        return False
+    return True
 
 
 def write_text(experiment: str, filename: str, text: str) -> None:

@@ -246,12 +246,12 @@ def _find_in_explicit(name: str, root: Path, label: str) -> DatasetLocation:
         if location is not None:
             return location
         if candidate == root or candidate.exists():
-            problems.append(f"  - {candidate}: {reason}")
+            problems.append(f"{candidate}: {reason}")
     subdirs = " or ".join(SUBDIR_NAMES[name])
-    raise DatasetNotFoundError(
-        f"dataset {name!r} not found in {label} {root}:\n"
-        + "\n".join(problems)
-        + f"\nThat directory (or a subfolder named {subdirs}) must hold "
+    raise DatasetNotFoundError(  # one line: the CLIs print it as their one `error:` line
+        f"dataset {name!r} not found in {label} {root}: "
+        + "; ".join(problems)
+        + f"; that folder (or a subfolder named {subdirs}) must hold "
         + ", ".join(f"{base}[.gz]" for base in IDX_FILES.values())
         + (f", or Keras' {KERAS_MNIST_NPZ}" if name == "mnist" else "")
         + "."

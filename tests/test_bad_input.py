@@ -1,0 +1,137 @@
+"""Bad input to every command-line tool, as users run them: one clear line, exit code 2, nothing on disk changed.
+
+One table: (command, arguments, what the message must say). Two shapes of answer, asserted exactly:
+- ``error: ...``: our own checks (``tune_mlp.errors.UserInputError``), exactly one line on stderr;
+- a flag argparse rejects: its usage block, then exactly one ``PROG: error: argument --FLAG: ...`` line
+  (the convention every argparse tool shares; the usage lines only restate the flags).
+The experiments come from real smoke searches (conftest's ``experiments``) copied and broken here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tune_mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+
+REPO = Path(__file__).resolve().parent.parent
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# What TensorFlow's C++ logging prints on stderr when it is imported (before any of our output): a CLI that
+# must load TensorFlow before it can read its input (train, the study) shows these above its one error line.
+TF_BANNER = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\])"
+)
+
+SEARCH = ["-m", "tune_mlp.search", "--no_wandb"]
+ANALYSIS = ["-m", "analysis"]
+TRAIN = ["-m", "tune_mlp.train", "--no_wandb", "--no_progress", "-e", "1"]
+LOSSES = ["-m", "tune_mlp.study.compare_losses", "--no-progress", "--epochs", "1"]
+MNIST = ["-m", "tune_mlp.study.mnist_configs", "--no-progress", "--epochs", "1"]
+
+# (id, command + arguments ({root}: this module's folder), "error" or "usage", a fragment of the error line)
+CASES = [
+    ("search-samples-0", SEARCH + ["--samples", "0"], "usage", "argument --samples: invalid value 0 (must be >= 1)"),
+    ("search-cpus-0", SEARCH + ["--cpus-per-trial", "0"], "usage", "argument --cpus_per_trial: invalid value 0"),
+    ("search-concurrency--1", SEARCH + ["--concurrency", "-1"], "usage", "argument --concurrency: invalid value -1"),
+    ("search-budget-0", SEARCH + ["--time-budget", "0"], "error", "--time-budget '0': the budget must be more than 0"),
+    ("search-storage-file", SEARCH + ["--storage-path", "{root}/a-file"], "error", "a-file is a file, not a folder"),
+    ("search-storage-under-file", SEARCH + ["--storage-path", "{root}/a-file/results"], "error",
+     "a-file is a file, not a folder; give a folder"),
+    # Tests run as root, and root may write any folder whatever its mode bits, so chmod proves nothing here:
+    # /proc is a folder that no one, root included, can create anything in.
+    ("search-storage-unwritable", SEARCH + ["--storage-path", "/proc/tune_mlp_results"], "error",
+     "/proc is not writable; give a folder you can write to"),
+    ("search-resume-nothing", SEARCH + ["--resume", "--storage-path", "{root}/missing"], "error",
+     "--resume: no experiment to resume in"),
+    ("search-space-missing", SEARCH + ["--space", "{root}/missing.yaml"], "error", "missing.yaml"),
+    ("analysis-missing", ANALYSIS + ["{root}/missing"], "error", "missing does not exist: give the experiment folder"),
+    ("analysis-not-experiment", ANALYSIS + ["{root}/not-an-experiment"], "error", "is not a Ray Tune experiment"),
+    ("analysis-all-diverged", ANALYSIS + ["{root}/all-nan"], "error",
+     "all-nan: no trial of this experiment reported a finite val_accuracy"),
+    ("analysis-truncated-weights", ANALYSIS + ["{root}/truncated"], "error", "weights.npz is truncated or damaged"),
+    ("analysis-config-not-json", ANALYSIS + ["{root}/not-json"], "error", "config.json is not JSON"),
+    ("train-epochs-0", TRAIN[:-2] + ["-e", "0"], "usage", "argument --epochs: invalid value 0"),
+    ("train-data-missing", TRAIN + ["--data-dir", "{root}/missing", "--output", "{root}/run"], "error",
+     "missing"),
+    ("train-resume-truncated", TRAIN + ["--resume", "--output", "{root}/run-truncated", "--data-dir", str(FASHION_DIR)],
+     "error", "weights.npz is truncated or damaged"),
+    ("train-resume-not-json", TRAIN + ["--resume", "--output", "{root}/run-not-json", "--data-dir", str(FASHION_DIR)],
+     "error", "config.json is not JSON"),
+    ("losses-data-missing", LOSSES + ["--data-dir", "{root}/missing", "--out", "{root}/losses"], "error", "missing"),
+    ("mnist-experiment-missing", MNIST + ["--experiment", "{root}/missing", "--out", "{root}/mnist"], "error",
+     "missing does not exist"),
+    ("mnist-not-experiment", MNIST + ["--experiment", "{root}/not-an-experiment", "--out", "{root}/mnist"], "error",
+     "is not a Ray Tune experiment"),
+    ("mnist-all-diverged", MNIST + ["--experiment", "{root}/all-nan", "--out", "{root}/mnist"], "error",
+     "all-nan: no trial of this experiment reported a finite val_accuracy"),
+]  # fmt: skip
+
+
+def _break_checkpoints(experiment: Path, name: str, damage: str) -> None:
+    for directory in experiment.glob("trial_*/checkpoint_*"):
+        if damage == "truncate":
+            data = (directory / name).read_bytes()
+            (directory / name).write_bytes(data[: len(data) // 2])
+        else:
+            (directory / name).write_text("{'num_layers': 2,")  # Python, not JSON
+
+
+@pytest.fixture(scope="module")
+def root(experiments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copies of the real experiments, broken in one way each, a file, a plain folder and two broken train runs."""
+    root = tmp_path_factory.mktemp("bad-input")
+    (root / "a-file").write_text("not a folder\n")
+    (root / "not-an-experiment").mkdir()
+    (root / "not-an-experiment" / "notes.txt").write_text("a folder, but no experiment_state-*.json\n")
+    shutil.copytree(experiments / "all-nan", root / "all-nan")
+    for name, file, damage in (("truncated", WEIGHTS_FILE, "truncate"), ("not-json", CONFIG_FILE, "python")):
+        shutil.copytree(experiments / "smoke", root / name)
+        _break_checkpoints(root / name, file, damage)
+        run = root / f"run-{name}" / "last_checkpoint"
+        shutil.copytree(next((root / name).glob("trial_*/checkpoint_*")), run)
+    (root / "cwd").mkdir()  # the commands' working directory: a default output folder would appear here
+    return root
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every path under the folder with its content's hash (folders: empty)."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def _error_line(stderr: str, shape: str, prog: str) -> str:
+    """The one error line, after checking that stderr holds nothing else (TensorFlow's banner aside)."""
+    lines = [line for line in stderr.splitlines() if line.strip() and not TF_BANNER.match(line)]
+    if shape == "usage":
+        assert lines and lines[0].startswith("usage: python -m "), stderr
+        assert all(line.startswith(" ") for line in lines[1:-1]), stderr  # the usage block's continuation lines
+        assert lines[-1].startswith(f"{prog}: error: "), stderr
+        return lines[-1]
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one 'error:' line, got:\n{stderr}"
+    return lines[0]
+
+
+@pytest.mark.parametrize(("command", "shape", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    root: Path, command: list[str], shape: str, fragment: str
+) -> None:
+    args = [arg.replace("{root}", str(root)) for arg in command]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "WANDB_", "TUNE_MLP_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    before = _snapshot(root)
+    ran = subprocess.run([sys.executable, *args], cwd=root / "cwd", env=env, capture_output=True, text=True,
+                         timeout=240)  # fmt: skip
+    assert ran.returncode == 2, f"exit {ran.returncode}\nstdout:\n{ran.stdout[-2000:]}\nstderr:\n{ran.stderr[-4000:]}"
+    line = _error_line(ran.stderr, shape, f"python -m {args[1]}")
+    assert fragment.replace("{root}", str(root)) in line, line
+    assert ran.stdout == "", ran.stdout
+    assert _snapshot(root) == before  # nothing written, moved or removed: not even an empty folder
