@@ -34,6 +34,8 @@ ANALYSIS = ["-m", "analysis"]
 TRAIN = ["-m", "tune_mlp.train", "--no_wandb", "--no_progress", "-e", "1"]
 LOSSES = ["-m", "tune_mlp.study.compare_losses", "--no-progress", "--epochs", "1"]
 MNIST = ["-m", "tune_mlp.study.mnist_configs", "--no-progress", "--epochs", "1"]
+EXPORT = ["-m", "tune_mlp.export"]
+PREDICT = ["-m", "tune_mlp.predict"]
 
 # (id, command + arguments ({root}: this module's folder), "error" or "usage", a fragment of the error line)
 CASES = [
@@ -51,8 +53,10 @@ CASES = [
     ("search-resume-nothing", SEARCH + ["--resume", "--storage-path", "{root}/missing"], "error",
      "--resume: no experiment to resume in"),
     ("search-space-missing", SEARCH + ["--space", "{root}/missing.yaml"], "error", "missing.yaml"),
-    ("analysis-missing", ANALYSIS + ["{root}/missing"], "error", "missing does not exist: give the experiment folder"),
-    ("analysis-not-experiment", ANALYSIS + ["{root}/not-an-experiment"], "error", "is not a Ray Tune experiment"),
+    ("analysis-missing", ANALYSIS + ["{root}/missing"], "error",
+     "missing does not exist: give an experiment, a training run, a checkpoint or an export"),
+    ("analysis-not-experiment", ANALYSIS + ["{root}/not-an-experiment"], "error",
+     "is not a tune_mlp model: give an experiment folder"),
     ("analysis-all-diverged", ANALYSIS + ["{root}/all-nan"], "error",
      "all-nan: no trial of this experiment reported a finite val_accuracy"),
     ("analysis-truncated-weights", ANALYSIS + ["{root}/truncated"], "error", "weights.npz is truncated or damaged"),
@@ -71,6 +75,16 @@ CASES = [
      "is not a Ray Tune experiment"),
     ("mnist-all-diverged", MNIST + ["--experiment", "{root}/all-nan", "--out", "{root}/mnist"], "error",
      "all-nan: no trial of this experiment reported a finite val_accuracy"),
+    ("export-missing", EXPORT + ["{root}/missing", "--out", "{root}/export"], "error", "missing does not exist"),
+    ("export-not-a-model", EXPORT + ["{root}/not-an-experiment", "--out", "{root}/export"], "error",
+     "is not a tune_mlp model"),
+    ("export-all-diverged", EXPORT + ["{root}/all-nan", "--out", "{root}/export"], "error",
+     "no trial of this experiment reported a finite val_accuracy"),
+    ("export-truncated-weights", EXPORT + ["{root}/truncated", "--out", "{root}/export"], "error",
+     "weights.npz is truncated or damaged"),
+    ("predict-not-a-model", PREDICT + ["{root}/not-an-experiment", "{root}/not-an-experiment"], "error",
+     "is not a tune_mlp model"),
+    ("predict-no-images", PREDICT + ["{root}/smoke", "{root}/empty"], "error", "empty"),
 ]  # fmt: skip
 
 
@@ -91,11 +105,13 @@ def root(experiments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "not-an-experiment").mkdir()
     (root / "not-an-experiment" / "notes.txt").write_text("a folder, but no experiment_state-*.json\n")
     shutil.copytree(experiments / "all-nan", root / "all-nan")
+    shutil.copytree(experiments / "smoke", root / "smoke")
     for name, file, damage in (("truncated", WEIGHTS_FILE, "truncate"), ("not-json", CONFIG_FILE, "python")):
         shutil.copytree(experiments / "smoke", root / name)
         _break_checkpoints(root / name, file, damage)
         run = root / f"run-{name}" / "last_checkpoint"
         shutil.copytree(next((root / name).glob("trial_*/checkpoint_*")), run)
+    (root / "empty").mkdir()  # a folder of no images
     (root / "cwd").mkdir()  # the commands' working directory: a default output folder would appear here
     return root
 
