@@ -135,7 +135,7 @@ def test_a_folder_that_is_not_an_experiment(tmp_path, make_dir: str) -> None:
         target.mkdir()
     result = analysis_cli(str(target))
     assert result.returncode == 2
-    why = "does not exist" if make_dir == "missing" else "not a Ray Tune experiment"
+    why = "does not exist" if make_dir == "missing" else "is not a tune_mlp model: give an experiment folder"
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert str(target) in line and why in line and "Traceback" not in result.stderr
 

@@ -59,7 +59,7 @@ def test_smoke_search_and_analysis_from_an_installed_wheel(installed, tmp_path) 
         "--storage-path", str(tmp_path / "results"), "--name", "wheel",
     )  # fmt: skip
     assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
-    assert "2 trials, 0 errored" in search.stdout
+    assert "2 trials ran, 0 errored" in search.stdout
     report = run(installed, tmp_path, "-m", "analysis", str(tmp_path / "results" / "wheel"))
     assert report.returncode == 0, report.stderr[-3000:]
     assert "test_accuracy" in report.stdout
