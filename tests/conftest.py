@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,15 @@ from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
 from tune_mlp.data.locate import DATA_DIR_ENV  # noqa: E402
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+REPO = Path(__file__).resolve().parent.parent
+# The pictures of any model's report (a search's best or one model), and those only a search's report has.
+MODEL_PNGS = [
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "per_class_accuracy.png",
+    "sample_predictions.png",
+]
+SEARCH_PNGS = ["learning_curves.png", "best_so_far.png", "parallel_coordinates.png", "importance.png"]
 
 
 def numpy_accuracy(weights: list[np.ndarray], activation: str, x: np.ndarray, y: np.ndarray) -> float:
@@ -108,3 +119,57 @@ def nowhere(tmp_path: Path) -> dict[str, object]:
         "debian_dirs": [tmp_path / "no-debian" / "fashion-mnist"],
         "keras_homes": [tmp_path / "no-keras"],
     }
+
+
+# The search CLI as users run it, on a tiny space: shared by the search, budget and exposure tests.
+TINY_SPACE = """
+parameters:
+  num_layers: {value: 1}
+  hidden_size: {values: [16, 32]}
+  batch_size: {value: 256}
+  learning_rate: {distribution: log_uniform_values, min: 0.001, max: 0.01}
+"""
+
+
+def write_space(path: Path, text: str = TINY_SPACE) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def search_cli(
+    *args: str, env: dict[str, str] | None = None, clean_wandb_home: Path | None = None, **popen
+) -> subprocess.Popen[str]:
+    """The search CLI in a subprocess; ``clean_wandb_home`` runs it as a user with no W&B settings or key."""
+    base = dict(os.environ)
+    if clean_wandb_home is not None:
+        base = {k: v for k, v in base.items() if not k.startswith("WANDB")}
+        clean_wandb_home.mkdir(parents=True, exist_ok=True)
+        base["HOME"] = str(clean_wandb_home)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tune_mlp.search", *args],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**base, **(env or {})},
+        **popen,
+    )
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real one-epoch tune_mlp.train run and its export."""
+    out = tmp_path_factory.mktemp("train") / "run"
+    done = run_module(
+        "tune_mlp.train", "--epochs", "1", "--num_layers", "1", "--hidden_size", "64", "--batch_size", "128",
+        "--no_wandb", "--no_progress", "--output", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_module("tune_mlp.export", str(out), "--out", str(out / "exported"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out

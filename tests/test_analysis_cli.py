@@ -11,23 +11,14 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import FASHION_DIR, numpy_accuracy
+from conftest import FASHION_DIR, MODEL_PNGS, SEARCH_PNGS, numpy_accuracy
 
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
-PNGS = [
-    "confusion_matrix.png",
-    "confusion_matrix_normalized.png",
-    "per_class_accuracy.png",
-    "sample_predictions.png",
-    "learning_curves.png",
-    "best_so_far.png",
-    "parallel_coordinates.png",
-    "importance.png",
-]
+PNGS = MODEL_PNGS + SEARCH_PNGS
 
 
 def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:

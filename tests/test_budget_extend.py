@@ -9,8 +9,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from conftest import FASHION_DIR
-from test_tuning import REPO, TINY_SPACE, search_cli, write_space
+from conftest import FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
 
 from tune_mlp.budget import BudgetError, fit_max_epochs, format_duration, parse_duration, typical_config
 from tune_mlp.checkpoint import load_checkpoint

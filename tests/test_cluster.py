@@ -128,6 +128,20 @@ parameters:
 """
 
 
+def search_command(cluster: Cluster, experiment: Path, space: Path, *flags: str) -> list[str]:
+    """The search CLI joined to the cluster, writing ``experiment``, on the node-shared data and ``space``."""
+    return [
+        sys.executable, "-m", "tune_mlp.search", "--address", cluster.gcs_address, *flags, "--no_wandb",
+        "--storage-path", str(experiment.parent), "--name", experiment.name,
+        "--data-dir", str(DATA_DIR), "--space", str(space),
+    ]  # fmt: skip
+
+
+def start_logged(command: list[str], cluster: Cluster, log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def test_killed_driver_resumes(cluster: Cluster) -> None:
     """SIGKILL the driver once a trial has reported, run the same command again: it finishes the 3 trials."""
     from ray.tune import ExperimentAnalysis
@@ -136,14 +150,9 @@ def test_killed_driver_resumes(cluster: Cluster) -> None:
     space.write_text(SMALL_SPACE)
     results = cluster.tmp / "results2"
     experiment = results / "resume-me"
-    command = [
-        sys.executable, "-m", "tune_mlp.search", "--address", cluster.gcs_address, "--samples", "3",
-        "--max-epochs", "3", "--no_wandb", "--storage-path", str(results), "--name", "resume-me",
-        "--data-dir", str(DATA_DIR), "--space", str(space),
-    ]  # fmt: skip
+    command = search_command(cluster, results / "resume-me", space, "--samples", "3", "--max-epochs", "3")
     first_log = cluster.tmp / "resume-first.log"
-    with first_log.open("w") as out:
-        first = subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
+    first = start_logged(command, cluster, first_log)
     try:
         deadline = time.monotonic() + 150
         while not (
@@ -214,15 +223,12 @@ def test_lost_worker_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> No
     space = cluster.tmp / "loss_space.yaml"
     space.write_text(LOSS_SPACE)
     experiment = cluster.tmp / "results3" / "lose-a-node"
-    command = [
-        sys.executable, "-m", "tune_mlp.search", "--address", cluster.gcs_address, "--samples", "2",
-        "--concurrency", "2", "--max-epochs", str(LOSS_EPOCHS), "--grace-period", str(LOSS_EPOCHS),
-        "--no_wandb", "--storage-path", str(experiment.parent), "--name", experiment.name,
-        "--data-dir", str(DATA_DIR), "--space", str(space),
-    ]  # fmt: skip
+    command = search_command(
+        cluster, experiment, space, "--samples", "2", "--concurrency", "2",
+        "--max-epochs", str(LOSS_EPOCHS), "--grace-period", str(LOSS_EPOCHS),
+    )  # fmt: skip
     log = cluster.tmp / "lose-a-node.log"
-    with log.open("w") as out:
-        search = subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
+    search = start_logged(command, cluster, log)
     try:
         deadline = time.monotonic() + 180
         while (lost := _trial_on(experiment, worker_id)) is None:

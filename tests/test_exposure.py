@@ -13,15 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FASHION_DIR
-
-REPO = Path(__file__).resolve().parent.parent
-TINY_SPACE = """
-parameters:
-  num_layers: {value: 1}
-  hidden_size: {values: [16, 32]}
-  batch_size: {value: 256}
-"""
+from conftest import FASHION_DIR, REPO, TINY_SPACE
 
 
 def files_holding(root: Path, secret: bytes) -> list[Path]:

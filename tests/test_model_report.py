@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import FASHION_DIR
+from conftest import FASHION_DIR, MODEL_PNGS, run_module
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
-ROOT = Path(__file__).resolve().parents[1]
-PICTURES = [
-    "confusion_matrix.png",
-    "confusion_matrix_normalized.png",
-    "per_class_accuracy.png",
-    "sample_predictions.png",
-]
-
-
-def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("train") / "run"
-    done = run_module(
-        "tune_mlp.train", "--epochs", "1", "--num_layers", "1", "--hidden_size", "64", "--batch_size", "128",
-        "--no_wandb", "--no_progress", "--output", str(out),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = run_module("tune_mlp.export", str(out), "--out", str(out / "exported"))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out
+PICTURES = MODEL_PNGS
 
 
 @pytest.mark.parametrize("kind", ["training run", "checkpoint", "export"])

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FASHION_DIR
+from conftest import FASHION_DIR, run_module
 from PIL import Image
 
 from tune_mlp.checkpoint import load_checkpoint
@@ -20,32 +17,12 @@ from tune_mlp.images import border_mean, prepare_image
 from tune_mlp.model import numpy_logits
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
-ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 6
 NAMES = CLASS_NAMES["fashion_mnist"]
 
 
-def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
-
-
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real one-epoch tune_mlp.train run and its export."""
-    out = tmp_path_factory.mktemp("train") / "run"
-    done = run_module(
-        "tune_mlp.train", "--epochs", "1", "--num_layers", "1", "--hidden_size", "64", "--batch_size", "128",
-        "--no_wandb", "--no_progress", "--output", str(out),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = run_module("tune_mlp.export", str(out), "--out", str(out / "exported"))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,12 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import FASHION_DIR
+from conftest import FASHION_DIR, REPO, search_cli, write_space
 
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.results import best_result, load_results
 from tune_mlp.trainable import CRASH_ONCE_ENV
 from tune_mlp.tuning import SearchOptions, run_search, write_best
-
-REPO = Path(__file__).resolve().parent.parent
-TINY_SPACE = """
-parameters:
-  num_layers: {value: 1}
-  hidden_size: {values: [16, 32]}
-  batch_size: {value: 256}
-  learning_rate: {distribution: log_uniform_values, min: 0.001, max: 0.01}
-"""
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -38,31 +29,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def write_space(path: Path, text: str = TINY_SPACE) -> str:
-    path.write_text(text)
-    return str(path)
-
-
-def search_cli(
-    *args: str, env: dict[str, str] | None = None, clean_wandb_home: Path | None = None, **popen
-) -> subprocess.Popen[str]:
-    """The search CLI in a subprocess; ``clean_wandb_home`` runs it as a user with no W&B settings or key."""
-    base = dict(os.environ)
-    if clean_wandb_home is not None:
-        base = {k: v for k, v in base.items() if not k.startswith("WANDB")}
-        clean_wandb_home.mkdir(parents=True, exist_ok=True)
-        base["HOME"] = str(clean_wandb_home)
-    return subprocess.Popen(
-        [sys.executable, "-m", "tune_mlp.search", *args],
-        cwd=REPO,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**base, **(env or {})},
-        **popen,
-    )
 
 
 def reported_epochs(trial_dir: Path) -> list[int]:
