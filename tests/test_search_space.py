@@ -8,7 +8,12 @@ import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
 from tune_mlp.search_space import SearchSpaceError
-from tune_mlp.sweep import load_space
+from tune_mlp.sweep import load_sweep
+
+
+def load_space(name_or_path):
+    """The checked parameters (and start points) of a space file: what these tests look at."""
+    return load_sweep(name_or_path).space
 
 
 def write(tmp_path, text: str) -> str:

@@ -124,11 +124,6 @@ def load_sweep(name_or_path: str) -> Sweep:
     )
 
 
-def load_space(name_or_path: str) -> SearchSpace:
-    """Only the checked parameters (and start points) of a sweep file."""
-    return load_sweep(name_or_path).space
-
-
 def _method(path: Path, method: Any) -> str:
     if method not in METHODS:
         raise SearchSpaceError(f"{path}: method: {method!r} is not one we run (choose from {', '.join(METHODS)})")
