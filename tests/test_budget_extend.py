@@ -11,9 +11,10 @@ import cloudpickle
 import pytest
 from conftest import FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
 
-from tune_mlp.budget import BudgetError, fit_max_epochs, format_duration, parse_duration, typical_config
+from tune_mlp.budget import BudgetError, TrialBudget, fit_max_epochs, format_duration, parse_duration, typical_config
 from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.results import load_experiment
+from tune_mlp.search_options import BUDGET_MAX_EPOCHS, PLAN_DEFAULTS, SearchOptions, search_plan
 
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -25,15 +26,35 @@ def test_durations_parse(text: str, seconds: float) -> None:
 
 
 def test_max_epochs_fit_the_budget() -> None:
-    # A typical trial of 5 s per epoch: a quarter of 10 minutes (less the start) holds 29 epochs, of 5 minutes 14.
-    assert fit_max_epochs(600, 5.0, 30, 3) == 29
-    assert fit_max_epochs(300, 5.0, 30, 3) == 14
-    assert fit_max_epochs(3600, 5.0, 30, 3) == 30  # never above --max-epochs
-    assert fit_max_epochs(20, 5.0, 30, 3) == 4  # never below one ASHA rung
+    # A typical trial of 5 s per epoch: half of 5 minutes (less the start) holds 29 epochs, of 2 minutes 11.
+    assert fit_max_epochs(300, 5.0, 30, 3) == 29
+    assert fit_max_epochs(120, 5.0, 30, 3) == 11
+    assert fit_max_epochs(600, 5.0, 30, 3) == 30  # never above --max-epochs
+    assert fit_max_epochs(10, 5.0, 30, 3) == 4  # never below one ASHA rung
     assert typical_config({"hidden_size": {"values": [256, 512, 768]}, "num_layers": {"value": 2}}) == {
         "hidden_size": 512,
         "num_layers": 2,
     }
+
+
+def test_under_a_budget_a_slow_config_gets_fewer_epochs_so_its_trial_costs_no_more() -> None:
+    from tune_mlp.budget import epoch_seconds
+    from tune_mlp.trainable import trial_config
+
+    sizing = TrialBudget(seconds=300, n_train=54000, n_val=6000, cores=1, grace_period=3)
+    small, large = {"num_layers": 2, "hidden_size": 256}, {"num_layers": 4, "hidden_size": 768}
+    assert sizing.epochs_for(small, 27) == 27  # ~1.4 s an epoch: the cap is max_t
+    slow = sizing.epochs_for(large, 27)  # ~10 s an epoch: what half of 5 minutes holds
+    assert slow == int((150 - 5) // epoch_seconds(large, 54000, 6000, 1)) and 4 <= slow < 27
+    assert trial_config(large, 27, sizing).epochs == slow
+    assert trial_config(large, 27).epochs == 27  # no budget: every trial gets max_t
+    assert trial_config({**small, "epochs": 5}, 27, sizing).epochs == 5  # a sampled epochs stays the lower cap
+
+
+def test_a_budget_without_max_epochs_lets_the_fit_decide_up_to_the_ceiling() -> None:
+    assert search_plan(SearchOptions()).max_epochs == PLAN_DEFAULTS["max_epochs"] == 30
+    assert search_plan(SearchOptions(time_budget="10m")).max_epochs == BUDGET_MAX_EPOCHS == 100
+    assert search_plan(SearchOptions(time_budget="10m", max_epochs=40)).max_epochs == 40  # a flag given wins
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search import Searcher
 
-from tune_mlp.budget import correction_factor, epoch_seconds, first_rung_seconds
+from tune_mlp.budget import TrialBudget, correction_factor, epoch_seconds, first_rung_seconds
 
 
 @dataclass
@@ -60,10 +60,11 @@ class _UsesClock:
         return found
 
 
-def start_clock(seconds: float, started: float, n_train: int, n_val: int, cores: int, grace_period: int) -> str:
+def start_clock(sizing: TrialBudget, started: float) -> str:
     """A budget counted from ``started`` (time.time() when the driver began); the id the Tune pieces share it by."""
     clock_id = uuid.uuid4().hex
-    _CLOCKS[clock_id] = BudgetClock(seconds, started + seconds, n_train, n_val, cores, grace_period)
+    _CLOCKS[clock_id] = BudgetClock(sizing.seconds, started + sizing.seconds, sizing.n_train, sizing.n_val,
+                                    sizing.cores, sizing.grace_period)  # fmt: skip
     return clock_id
 
 

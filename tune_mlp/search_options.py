@@ -18,6 +18,9 @@ from tune_mlp.sweep import SearchPlan, load_sweep, plan_search
 from tune_mlp.wandb_setup import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
+# With --time-budget and neither --max-epochs nor the file's max_iter, max_t is what fits the budget, up to this:
+# a longer budget buys the leading trials more epochs, not only more trials.
+BUDGET_MAX_EPOCHS = 100
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,11 @@ class SearchOptions:
     space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
     max_epochs: int | None = bounded(
         None, 1
-    )  # ASHA's max_t, the most epochs a trial trains (default: max_iter, else 30)
+    )  # ASHA's max_t, the most epochs a trial trains (default: max_iter, else 30; with a budget: what fits, <= 100)
     grace_period: int | None = bounded(None, 1)  # epochs before ASHA may stop a trial (default: min_iter, else 3)
     reduction_factor: float | None = bounded(None, 1, low_open=True)  # ASHA keeps 1/this at each rung (eta, else 3)
     cpus_per_trial: int = bounded(1, 1)  # CPUs (TensorFlow threads) per trial
+    trials_per_actor: int = bounded(4, 0)  # trials per worker process before a fresh one (0: never): flat memory
     concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
     initial_points: int = bounded(6, 1)  # random trials before TPE takes over
     max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
@@ -62,7 +66,8 @@ class SearchOptions:
 def search_plan(options: SearchOptions) -> SearchPlan:
     """The sweep file's plan (method, metric, early_terminate, run_cap) with the flags given over it."""
     flags = {key: getattr(options, key) for key in PLAN_DEFAULTS}
-    plan = plan_search(load_sweep(options.space), PLAN_DEFAULTS, flags)
+    defaults = PLAN_DEFAULTS | ({"max_epochs": BUDGET_MAX_EPOCHS} if options.time_budget else {})
+    plan = plan_search(load_sweep(options.space), defaults, flags)
     if options.metric or options.mode:
         metric = options.metric or plan.metric
         mode = options.mode or (plan.mode if metric == plan.metric else REPORTED_METRICS[metric])

@@ -11,6 +11,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from tune_mlp.budget import TrialBudget
 from tune_mlp.checkpoint import load_checkpoint, save_checkpoint
 from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import Splits
@@ -21,17 +22,24 @@ from tune_mlp.trainer import Trainer, configure_threads
 CRASH_ONCE_ENV = "TUNE_MLP_CRASH_ONCE"
 
 
-def trial_config(tune_config: dict[str, Any], max_epochs: int) -> TrainConfig:
-    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless the space samples it."""
+def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudget | None = None) -> TrainConfig:
+    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless the space samples it.
+
+    Under a time budget a config slower than the typical one gets fewer epochs, so that its full run takes
+    no more of the budget than a typical trial's (its cosine schedule then ends with its last epoch).
+    """
     values = dict(tune_config)
     values["epochs"] = min(int(values.get("epochs", max_epochs)), max_epochs)
+    if budget:
+        values["epochs"] = min(values["epochs"], budget.epochs_for(TrainConfig.from_dict(values).to_dict(), max_epochs))
     return TrainConfig.from_dict(values)
 
 
-def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1) -> None:
+def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1,
+              budget: TrialBudget | None = None) -> None:  # fmt: skip
     """Train one sampled config, resuming from Tune's checkpoint after a crash or restore."""
     configure_threads(cpus_per_trial)
-    config = trial_config(tune_config, max_epochs)
+    config = trial_config(tune_config, max_epochs, budget)
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:

@@ -20,7 +20,16 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from tune_mlp import storage
-from tune_mlp.budget import BudgetError, epoch_seconds, fit_max_epochs, format_duration, parse_duration, typical_config
+from tune_mlp.actors import TrialResources
+from tune_mlp.budget import (
+    BudgetError,
+    TrialBudget,
+    epoch_seconds,
+    fit_max_epochs,
+    format_duration,
+    parse_duration,
+    typical_config,
+)
 from tune_mlp.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
@@ -130,7 +139,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             max_concurrent_trials=None if searcher else _concurrency(options),
             scheduler=_scheduler(options, part),
             num_samples=options.samples,
-            reuse_actors=True,  # keep TensorFlow imported and warm between trials
+            reuse_actors=True,  # keep TensorFlow imported and warm between trials (see tune_mlp.actors)
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -228,15 +237,20 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     record = SearchRecord.load(path) or asked
     max_epochs = _max_epochs(options, part, record, plan.sweep.space.parameters, budget_seconds, splits)
     options = dataclasses.replace(options, samples=part.samples, max_epochs=max_epochs)
-    budget = None
+    grace = min(options.grace_period, options.max_epochs)
+    sizing = None
     if budget_seconds:
-        budget = start_clock(budget_seconds, started, len(splits.x_train), len(splits.x_val), options.cpus_per_trial,
-                             min(options.grace_period, options.max_epochs))  # fmt: skip
+        sizing = TrialBudget(budget_seconds, len(splits.x_train), len(splits.x_val), options.cpus_per_trial, grace)
+    budget = start_clock(sizing, started) if sizing else None
     trainable = tune.with_resources(
         tune.with_parameters(
-            train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial
+            train_mlp,
+            splits=splits,
+            max_epochs=options.max_epochs,
+            cpus_per_trial=options.cpus_per_trial,
+            budget=sizing,
         ),
-        {"cpu": options.cpus_per_trial},
+        TrialResources(options.cpus_per_trial, options.trials_per_actor, _concurrency(options)),
     )
     tuner = _tuner(options, part, trainable, plan, record, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
