@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from tune_mlp import storage
-from tune_mlp.budget import format_duration, parse_duration
+from tune_mlp.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
 from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclass_from_args, report_user_errors
 from tune_mlp.driver_lock import driver_lock
 from tune_mlp.records import BEST_FILE, SearchRecord
@@ -61,6 +61,10 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
     plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
     if options.dry_run:
         print(describe_plan(plan, options.initial_points, options.seed))
+        if options.time_budget:
+            share = f"{FULL_TRIAL_SHARE:.0%}"
+            print(f"time budget: {options.time_budget}; max_t is fitted to it when the data is loaded "
+                  f"(a full typical trial takes at most {share} of it), never above {plan.max_epochs}")  # fmt: skip
         return 0
     # Ray, TensorFlow and HyperOpt load in ~5 s: only now that the flags and the file are known good.
     from tune_mlp.job import is_job_server, submit_search
