@@ -24,12 +24,8 @@ from tune_mlp.budget import TrialBudget, correction_factor, epoch_seconds, first
 class BudgetClock:
     """The deadline and what the budget did; one per driver run, shared by the pieces through ``clock_for``."""
 
-    seconds: float
+    sizing: TrialBudget  # the budget's length and what sizes a trial's epochs
     deadline: float
-    n_train: int
-    n_val: int
-    cores: int
-    grace_period: int
     ended: bool = False  # the budget ended the search (the searcher stopped or the deadline passed)
     running: set[str] = field(default_factory=set)
     stopped: set[str] = field(default_factory=set)  # trials the budget cut short
@@ -38,8 +34,12 @@ class BudgetClock:
     def remaining(self) -> float:
         return self.deadline - time.time()
 
+    @property
+    def seconds(self) -> float:
+        return self.sizing.seconds
+
     def predict_epoch(self, config: dict[str, Any]) -> float:
-        return epoch_seconds(config, self.n_train, self.n_val, self.cores)
+        return epoch_seconds(config, self.sizing.n_train, self.sizing.n_val, self.sizing.cores)
 
 
 # Tune pickles the stopper and searcher (tuner.pkl, searcher state); copies in this process find the
@@ -55,7 +55,7 @@ class _UsesClock:
     def clock(self) -> BudgetClock:
         found = _CLOCKS.get(self.clock_id)
         if found is None:  # restored in a new driver: the budget counts from now
-            found = BudgetClock(self.seconds, time.time() + self.seconds, 1, 0, 1, 1)
+            found = BudgetClock(TrialBudget(self.seconds, 1, 0, 1, 1), time.time() + self.seconds)
             _CLOCKS[self.clock_id] = found
         return found
 
@@ -63,8 +63,7 @@ class _UsesClock:
 def start_clock(sizing: TrialBudget, started: float) -> str:
     """A budget counted from ``started`` (time.time() when the driver began); the id the Tune pieces share it by."""
     clock_id = uuid.uuid4().hex
-    _CLOCKS[clock_id] = BudgetClock(sizing.seconds, started + sizing.seconds, sizing.n_train, sizing.n_val,
-                                    sizing.cores, sizing.grace_period)  # fmt: skip
+    _CLOCKS[clock_id] = BudgetClock(sizing, started + sizing.seconds)
     return clock_id
 
 
@@ -127,7 +126,8 @@ class BudgetSearcher(_UsesClock, Searcher):
         config = self.searcher.suggest(trial_id)
         if not isinstance(config, dict):
             return config
-        needed = first_rung_seconds(clock.predict_epoch(config), clock.grace_period, correction_factor(clock.measured))
+        grace = clock.sizing.grace_period
+        needed = first_rung_seconds(clock.predict_epoch(config), grace, correction_factor(clock.measured))
         if needed > clock.remaining():
             self.searcher.on_trial_complete(trial_id, error=True)  # withdrawn: not left pending in TPE
             clock.ended = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -30,9 +31,10 @@ def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudg
     """
     values = dict(tune_config)
     values["epochs"] = min(int(values.get("epochs", max_epochs)), max_epochs)
+    config = TrainConfig.from_dict(values)
     if budget:
-        values["epochs"] = min(values["epochs"], budget.epochs_for(TrainConfig.from_dict(values).to_dict(), max_epochs))
-    return TrainConfig.from_dict(values)
+        config = dataclasses.replace(config, epochs=min(config.epochs, budget.epochs_for(config.to_dict(), max_epochs)))
+    return config
 
 
 def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1,
