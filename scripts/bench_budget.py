@@ -3,6 +3,7 @@
     python scripts/bench_budget.py                              # default space, 5m and 10m, seeds 0 1 2
     python scripts/bench_budget.py --space study                # the study's space
     python scripts/bench_budget.py --budgets 2m --seeds 0       # one short sanity run
+    python scripts/bench_budget.py --budgets 10m --samples 0    # no --samples: trials until the budget ends
 
 Each run is the CLI a user types (``python -m tune_mlp.search --samples 20 --time-budget B --seed S``,
 a fresh local Ray each time, W&B off); then the best checkpoint (best.json) is scored once on the
@@ -25,9 +26,10 @@ sys.path.insert(0, str(REPO))
 
 
 def run_search(space: str, budget: str, seed: int, samples: int, storage: Path) -> dict[str, float]:
-    """One budgeted search through the CLI; its wall time, trials and best scores."""
+    """One budgeted search through the CLI (``samples`` 0: no --samples); its wall time, trials and best scores."""
     name = f"bench-{Path(space).stem}-{budget}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    command = [sys.executable, "-m", "tune_mlp.search", "--space", space, "--samples", str(samples),
+    count = ["--samples", str(samples)] if samples else []
+    command = [sys.executable, "-m", "tune_mlp.search", "--space", space, *count,
                "--time-budget", budget, "--seed", str(seed), "--no_wandb", "--storage-path", str(storage),
                "--name", name]  # fmt: skip
     started = time.perf_counter()
@@ -60,7 +62,7 @@ def main() -> int:
     parser.add_argument("--space", default="default")
     parser.add_argument("--budgets", nargs="+", default=["5m", "10m"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=20, help="0: none given, so trials run until the budget ends")
     parser.add_argument("--storage-path", default=str(REPO / "ray_results"))
     args = parser.parse_args()
 

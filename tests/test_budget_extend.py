@@ -13,8 +13,10 @@ from conftest import FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
 
 from tune_mlp.budget import BudgetError, TrialBudget, fit_max_epochs, format_duration, parse_duration, typical_config
 from tune_mlp.checkpoint import load_checkpoint
+from tune_mlp.records import SearchRecord
 from tune_mlp.results import load_experiment
-from tune_mlp.search_options import BUDGET_MAX_EPOCHS, PLAN_DEFAULTS, SearchOptions, search_plan
+from tune_mlp.search_options import BUDGET_MAX_EPOCHS, BUDGET_SAMPLES, PLAN_DEFAULTS, SearchOptions, search_plan
+from tune_mlp.sweep import describe_plan
 
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -57,6 +59,33 @@ def test_a_budget_without_max_epochs_lets_the_fit_decide_up_to_the_ceiling() -> 
     assert search_plan(SearchOptions(time_budget="10m", max_epochs=40)).max_epochs == 40  # a flag given wins
 
 
+def test_the_search_line_counts_the_trials_asked_over_all_parts() -> None:
+    first = {"folder": ".", "samples": BUDGET_SAMPLES, "trials": 12, "until_budget": True}
+    until = ", trials until the time budget ended"
+    assert SearchRecord(trials=BUDGET_SAMPLES, parts=[first]).describe().endswith(until)
+    extended = SearchRecord(trials=BUDGET_SAMPLES, parts=[first, {"folder": "part-2", "samples": 28}])
+    assert extended.describe().endswith(", 40 trials")  # 12 that ran, then --samples 40 asked for 28 more
+    counted = {"folder": ".", "samples": 20, "trials": 20}
+    assert SearchRecord(trials=20, parts=[counted]).describe().endswith(", 20 trials")
+    again = SearchRecord(trials=20, parts=[counted, {"folder": "part-2", "samples": 1000, "until_budget": True}])
+    assert again.describe().endswith(until)  # an extension given only a budget
+
+
+def test_a_budget_without_a_sample_count_runs_trials_until_it_ends(tmp_path) -> None:
+    plan = search_plan(SearchOptions(time_budget="10m"))
+    assert plan.until_budget and plan.samples == plan.trials == BUDGET_SAMPLES
+    line = f"samples: until the time budget ends (at most {BUDGET_SAMPLES}; --samples N caps them)"
+    assert line in describe_plan(plan, 6, 0)
+    counted = search_plan(SearchOptions(time_budget="10m", samples=20))  # a count given is kept
+    assert not counted.until_budget and counted.samples == 20 and "samples: 20" in describe_plan(counted, 6, 0)
+    assert search_plan(SearchOptions()).samples == PLAN_DEFAULTS["samples"] == 20  # no budget: the count as before
+    capped = tmp_path / "capped.yaml"
+    write_space(capped, TINY_SPACE + "run_cap: 7\n")
+    assert search_plan(SearchOptions(time_budget="10m", space=str(capped))).samples == 7  # the file's run_cap too
+    smoke = search_plan(SearchOptions(time_budget="10m", smoke_test=True))
+    assert not smoke.until_budget and smoke.samples == 2
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -87,15 +116,17 @@ def run_cli(*args: str) -> str:
 @needs_data
 def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_path) -> None:
     space = write_space(tmp_path / "space.yaml")
-    # Far more work than the budget holds (200 trials of up to 400 epochs), on a quiet machine or a busy one:
-    # the budget, not the samples, must end it.
-    out = run_cli("--samples", "200", "--space", space, "--max-epochs", "400", "--time-budget", "90s",
+    # No --samples: trials start until the budget ends (up to BUDGET_SAMPLES), each of up to 400 epochs; far
+    # more work than the budget holds on a quiet machine or a busy one, so the budget, not a count, ends it.
+    out = run_cli("--space", space, "--max-epochs", "400", "--time-budget", "90s",
                   "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
     root = tmp_path / "budget"
     best = json.loads((root / "best.json").read_text())
     (part,) = json.loads((root / "search.json").read_text())["parts"]
     assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 90
-    assert 1 <= best["trials"] < 200 and part["trials"] == best["trials"]
+    assert part["until_budget"] is True and part["samples"] == BUDGET_SAMPLES
+    assert 1 <= best["trials"] < BUDGET_SAMPLES and part["trials"] == best["trials"]
+    assert "trials until the time budget ended" in out
     assert f"{best['trials']} trials ran, 0 errored; the time budget (1m30s) ended the search" in out
     assert 3 < part["max_epochs"] <= 400
 
@@ -121,6 +152,17 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     assert summary["budget"]["epochs_spent"] == len(experiment.histories)
     assert 0 < summary["budget"]["training_efficiency"] <= 1
     assert "The time budget (90 s) ended the search" in (root / "analysis" / "report.md").read_text()
+
+    # The same --name with only a budget: more of the same search for that long, TPE warm-started from the first.
+    more = run_cli("--space", space, "--max-epochs", "400", "--time-budget", "45s",
+                   "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
+    first, second = json.loads((root / "search.json").read_text())["parts"]
+    assert first == part and second["folder"] == "part-2" and second["until_budget"] is True
+    assert second["ended_by"] == "time budget" and second["time_budget_s"] == 45 and second["trials"] >= 1
+    assert second["samples"] == BUDGET_SAMPLES - first["trials"] and len(second["warm_start"]) == first["trials"]
+    both = json.loads((root / "best.json").read_text())
+    assert both["parts"] == 2 and both["trials"] == first["trials"] + second["trials"]
+    assert "trials until the time budget ended" in more and "the time budget (45s) ended the search" in more
 
 
 EXTEND_ARGS = ("--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")
@@ -170,6 +212,7 @@ def test_extending_runs_exactly_the_new_trials_warm_started_from_the_earlier_one
     best = json.loads((root / "best.json").read_text())
     assert best["trials"] == 4 and best["parts"] == 2 and best["best"] == experiment.best.to_dict()
     assert "4 trials ran, 0 errored" in second and "2 trials ran, 0 errored" in first
+    assert ", 4 trials\n" in second and ", 2 trials\n" in first  # the "search:" line: trials asked, all parts
 
 
 @needs_data

@@ -139,7 +139,7 @@ def test_dry_run_cli_shows_grid_random_and_hyperband(tmp_path) -> None:
     bayes = dry_run("--space", "study")
     assert "method: bayes -> HyperOptSearch (TPE" in bayes.stdout
     budgeted = dry_run("--space", "study", "--time-budget", "5m")  # no --max-epochs: the budget decides, <= 100
-    assert "max_t=100," in budgeted.stdout
+    assert "max_t=100," in budgeted.stdout and "samples: until the time budget ends (at most 100000;" in budgeted.stdout
     assert "time budget: 5m; max_t is fitted to it when the data is loaded (a full typical trial takes at most 50%" in (
         budgeted.stdout
     )

@@ -3,6 +3,7 @@ files written, accuracy. (Speed is measured by scripts/bench_train.py, not asser
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -15,6 +16,7 @@ from conftest import FASHION_DIR, numpy_accuracy
 from idx_files import write_fake_dataset
 
 from tune_mlp.checkpoint import load_checkpoint
+from tune_mlp.cli import config_from_args
 from tune_mlp.data import load_dataset
 from tune_mlp.train import build_parser, main
 
@@ -66,6 +68,20 @@ def test_both_spellings_and_study_defaults() -> None:
         "fashion_mnist",
         False,
     )
+
+
+def test_bench_ceiling_runs_the_configs_it_names(tmp_path) -> None:
+    """scripts/bench_ceiling.py's flags parse, through the train CLI, to exactly the configs its table names."""
+    spec = importlib.util.spec_from_file_location("bench_ceiling", REPO / "scripts" / "bench_ceiling.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    parser = build_parser()
+    for label, flags in bench.CONFIGS.items():
+        args = parser.parse_args(bench.train_arguments(flags, 3, tmp_path / "run"))
+        config = config_from_args(parser, args)
+        assert {key: getattr(config, key) for key in flags} == flags, label
+        assert (config.seed, args.no_wandb, args.output) == (3, True, str(tmp_path / "run"))
+        assert f"{config.num_layers}x{config.hidden_size}, dropout {config.dropout}, {config.epochs} epochs" in label
 
 
 def test_missing_data_is_one_clear_message(tmp_path) -> None:

@@ -69,10 +69,15 @@ class SearchRecord:
     def describe(self) -> str:
         """How the search ran, in one line: the search's last output line and the report say it."""
         scheduler = self.scheduler
+        last = self.parts[-1] if self.parts else {}
+        asked = self.trials  # the first part's plan; an extension asked for its samples on top of what ran before
+        if len(self.parts) > 1:
+            asked = sum(int(part.get("trials", 0)) for part in self.parts[:-1]) + int(last.get("samples", 0))
+        trials = "trials until the time budget ended" if last.get("until_budget") else f"{asked} trials"
         return (
             f"method {self.method} ({self.searcher}), {self.metric} ({self.mode}), ASHA max_t "
             f"{scheduler.get('max_t')} grace {scheduler.get('grace_period')} reduction "
-            f"{scheduler.get('reduction_factor')}, {self.trials} trials"
+            f"{scheduler.get('reduction_factor')}, {trials}"
         )
 
     def part_paths(self, experiment: str) -> list[str]:

@@ -102,7 +102,7 @@ def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
     if summary.get("ended_by") is None and done < asked:  # Ctrl-C: Tune saved the state; say how to go on
         name = root.rstrip("/").rsplit("/", 1)[-1]
         print(
-            f"interrupted with {done} of {asked} trials done; continue with: "
+            f"interrupted with {done}{'' if plan.until_budget else f' of {asked}'} trials done; continue with: "
             f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
         )
     return 0

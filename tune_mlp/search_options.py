@@ -21,6 +21,10 @@ PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_
 # With --time-budget and neither --max-epochs nor the file's max_iter, max_t is what fits the budget, up to this:
 # a longer budget buys the leading trials more epochs, not only more trials.
 BUDGET_MAX_EPOCHS = 100
+# With --time-budget and neither --samples nor the file's run_cap, trials start until the budget ends
+# (a user who gives a time says how long, not how many). Tune needs a count: one no budget reaches
+# (10 minutes on 2 cores ran 9-34 default-space trials here; a 64-core hour would be some thousands).
+BUDGET_SAMPLES = 100_000
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class SearchOptions:
     # None: the sweep file's value (run_cap, early_terminate), else PLAN_DEFAULTS; a flag given wins over the file.
     samples: int | None = bounded(
         None, 1
-    )  # trials to run (default: run_cap, else 20); above an existing --name's: more
+    )  # trials to run (default: run_cap, else 20; with a budget: until it ends); above an existing --name's: more
     time_budget: str | None = None  # end the whole search after this long (90s, 10m, 1h30m); max-epochs fits it
     space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
     max_epochs: int | None = bounded(
@@ -66,19 +70,22 @@ class SearchOptions:
 def search_plan(options: SearchOptions) -> SearchPlan:
     """The sweep file's plan (method, metric, early_terminate, run_cap) with the flags given over it."""
     flags = {key: getattr(options, key) for key in PLAN_DEFAULTS}
-    defaults = PLAN_DEFAULTS | ({"max_epochs": BUDGET_MAX_EPOCHS} if options.time_budget else {})
-    plan = plan_search(load_sweep(options.space), defaults, flags)
+    budget = {"max_epochs": BUDGET_MAX_EPOCHS, "samples": BUDGET_SAMPLES} if options.time_budget else {}
+    plan = plan_search(load_sweep(options.space), PLAN_DEFAULTS | budget, flags)
     if options.metric or options.mode:
         metric = options.metric or plan.metric
         mode = options.mode or (plan.mode if metric == plan.metric else REPORTED_METRICS[metric])
         plan = dataclasses.replace(plan, metric=metric, mode=mode)
+    if budget and options.samples is None and plan.sweep.run_cap is None and plan.searcher != "grid":
+        plan = dataclasses.replace(plan, until_budget=True)
     if not options.smoke_test:
         return plan
     grid = plan.searcher == "grid"  # a grid keeps every combination, one sample each
     samples = plan.samples if grid else 2
     return dataclasses.replace(
-        plan, samples=samples, trials=plan.trials if grid else 2, max_epochs=min(plan.max_epochs, 2), grace_period=1
-    )
+        plan, samples=samples, trials=plan.trials if grid else 2, max_epochs=min(plan.max_epochs, 2), grace_period=1,
+        until_budget=False,
+    )  # fmt: skip
 
 
 def apply_plan(options: SearchOptions, plan: SearchPlan) -> SearchOptions:

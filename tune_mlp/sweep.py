@@ -214,6 +214,7 @@ class SearchPlan:
     max_epochs: int  # ASHA max_t and each trial's epoch budget
     grace_period: int
     reduction_factor: float
+    until_budget: bool = False  # ``samples`` only caps the count: trials start until the time budget ends
 
     def summary(self) -> dict[str, Any]:
         """The plan as written beside the experiment (search.json) for the report."""
@@ -295,14 +296,20 @@ def describe_plan(plan: SearchPlan, initial_points: int, seed: int) -> str:
         f"metric: {plan.metric} ({plan.mode})",
         f"scheduler: ASHA(time_attr=epoch, max_t={plan.max_epochs}, grace_period={plan.grace_period}, "
         f"reduction_factor={plan.reduction_factor})",
-        f"samples: {plan.samples}"
-        + (f" x grid of {plan.trials // plan.samples} = {plan.trials} trials" if plan.searcher == "grid" else ""),
+        samples_line(plan),
         "space:",
         *(f"  {key:<{width}}  {describe_value(value)}" for key, value in space.items()),
     ]
     if plan.sweep.space.points_to_evaluate:
         lines.append(f"points_to_evaluate: {len(plan.sweep.space.points_to_evaluate)} start point(s)")
     return "\n".join(lines)
+
+
+def samples_line(plan: SearchPlan) -> str:
+    if plan.until_budget:
+        return f"samples: until the time budget ends (at most {plan.samples}; --samples N caps them)"
+    grid = f" x grid of {plan.trials // plan.samples} = {plan.trials} trials" if plan.searcher == "grid" else ""
+    return f"samples: {plan.samples}{grid}"
 
 
 def describe_value(value: Any) -> str:

@@ -256,7 +256,7 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
         return tuner.fit()
     record = record_part(record, part, max_epochs=options.max_epochs, time_budget_s=budget_seconds,
-                         slots=_concurrency(options), ended_by=None)  # fmt: skip
+                         until_budget=plan.until_budget, slots=_concurrency(options), ended_by=None)  # fmt: skip
     record.save(path)
     results = tuner.fit()
     _finish_part(path, part, budget)
