@@ -105,10 +105,13 @@ class TrialBudget:
     cores: int
     grace_period: int
 
+    def epoch_seconds(self, config: dict[str, Any]) -> float:
+        """Predicted seconds of one epoch of ``config`` on this search's data and a trial's cores."""
+        return epoch_seconds(config, self.n_train, self.n_val, self.cores)
+
     def epochs_for(self, config: dict[str, Any], max_epochs: int) -> int:
         """The epochs of ``config`` whose full run fits FULL_TRIAL_SHARE of the budget, at most ``max_epochs``."""
-        own = epoch_seconds(config, self.n_train, self.n_val, self.cores)
-        return fit_max_epochs(self.seconds, own, max_epochs, self.grace_period)
+        return fit_max_epochs(self.seconds, self.epoch_seconds(config), max_epochs, self.grace_period)
 
 
 def first_rung_seconds(predicted_epoch_seconds: float, grace_period: int, correction: float = 1.0) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search import Searcher
 
-from tune_mlp.budget import TrialBudget, correction_factor, epoch_seconds, first_rung_seconds
+from tune_mlp.budget import TrialBudget, correction_factor, first_rung_seconds
 
 
 @dataclass
@@ -37,9 +37,6 @@ class BudgetClock:
     @property
     def seconds(self) -> float:
         return self.sizing.seconds
-
-    def predict_epoch(self, config: dict[str, Any]) -> float:
-        return epoch_seconds(config, self.sizing.n_train, self.sizing.n_val, self.sizing.cores)
 
 
 # Tune pickles the stopper and searcher (tuner.pkl, searcher state); copies in this process find the
@@ -75,7 +72,7 @@ class BudgetStopper(_UsesClock, tune.Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         clock = self.clock
         if "config" in result and result.get("time_this_iter_s"):
-            clock.measured.append((float(result["time_this_iter_s"]), clock.predict_epoch(result["config"])))
+            clock.measured.append((float(result["time_this_iter_s"]), clock.sizing.epoch_seconds(result["config"])))
         # Another epoch would not finish in time: stop now, at a reported epoch with its checkpoint.
         if clock.remaining() < float(result.get("time_this_iter_s", 0.0)):
             clock.stopped.add(trial_id)
@@ -127,7 +124,7 @@ class BudgetSearcher(_UsesClock, Searcher):
         if not isinstance(config, dict):
             return config
         grace = clock.sizing.grace_period
-        needed = first_rung_seconds(clock.predict_epoch(config), grace, correction_factor(clock.measured))
+        needed = first_rung_seconds(clock.sizing.epoch_seconds(config), grace, correction_factor(clock.measured))
         if needed > clock.remaining():
             self.searcher.on_trial_complete(trial_id, error=True)  # withdrawn: not left pending in TPE
             clock.ended = True

@@ -101,8 +101,9 @@ def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
     done, asked = summary["trials"], plan.trials
     if summary.get("ended_by") is None and done < asked:  # Ctrl-C: Tune saved the state; say how to go on
         name = root.rstrip("/").rsplit("/", 1)[-1]
+        of_asked = "" if plan.until_budget else f" of {asked}"  # a budget without a count asked for no number
         print(
-            f"interrupted with {done}{'' if plan.until_budget else f' of {asked}'} trials done; continue with: "
+            f"interrupted with {done}{of_asked} trials done; continue with: "
             f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
         )
     return 0
