@@ -1,0 +1,1 @@
+"""Replay: searchers and schedulers run over recorded learning-curve tables in simulated time."""
