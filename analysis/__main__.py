@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_on_model(path: str, out: Path, data_dir: str | None, dataset: str | None) -> int:
-    from tune_mlp.model_source import resolve_model
+    from tune_mlp.deploy.model_source import resolve_model
 
     resolve_model(path)  # a path that is no model fails here, before TensorFlow is imported (and logs)
     from analysis.model_report import analyze_model
@@ -46,8 +46,8 @@ def _report_on_model(path: str, out: Path, data_dir: str | None, dataset: str | 
 
 
 def _analyze_and_report(experiment_dir: str, out: Path, data_dir: str | None) -> int:
-    from tune_mlp.checkpoint import load_checkpoint
-    from tune_mlp.results import load_experiment
+    from tune_mlp.mlp.checkpoint import load_checkpoint
+    from tune_mlp.search.results import load_experiment
 
     # Before TensorFlow loads (analysis.analyze): a wrong folder or a damaged checkpoint is just one error line.
     experiment = load_experiment(experiment_dir)

@@ -21,11 +21,11 @@ from analysis.objective import Objective
 from analysis.parallel import parallel_coordinates
 from analysis.report import Section, write_report
 from tune_mlp import storage
-from tune_mlp.accounting import budget_accounting
-from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import Splits, load_splits
-from tune_mlp.evaluate import evaluate_weights
-from tune_mlp.results import Experiment, load_experiment
+from tune_mlp.mlp.checkpoint import load_checkpoint
+from tune_mlp.mlp.evaluate import evaluate_weights
+from tune_mlp.search.accounting import budget_accounting
+from tune_mlp.search.results import Experiment, load_experiment
 
 TRIAL_TABLE_ROWS = 20
 
@@ -161,7 +161,7 @@ def _importance_section(experiment: Experiment, objective: Objective, out: Path)
 
 
 def _budget_section(summary: dict[str, Any]) -> Section:
-    """How the search ran (method, searcher, scheduler) and where its time went (``tune_mlp.accounting``)."""
+    """How the search ran (method, searcher, scheduler) and where its time went (``tune_mlp.search.accounting``)."""
     budget = summary["budget"]
     if budget["ended_by"] == "time budget":
         ended = (

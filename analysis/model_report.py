@@ -19,8 +19,8 @@ import pandas as pd
 from analysis.analyze import where_it_fails
 from analysis.report import Section, write_report
 from tune_mlp.data import load_splits
-from tune_mlp.evaluate import Evaluation, evaluate_weights
-from tune_mlp.model_source import Classifier, load_classifier, resolve_model
+from tune_mlp.deploy.model_source import Classifier, load_classifier, resolve_model
+from tune_mlp.mlp.evaluate import Evaluation, evaluate_weights
 
 
 def analyze_model(path: str | Path, out_dir: Path, data_dir: str | None = None, dataset: str | None = None) -> dict:
@@ -60,7 +60,7 @@ def evaluate(classifier: Classifier, x: np.ndarray, y: np.ndarray) -> Evaluation
         return evaluate_weights(config, classifier.weights, x, y)
     probabilities = classifier.probabilities(x)
     predictions = probabilities.argmax(axis=1)
-    if config.loss == "mse":  # the loss it was trained with, as tune_mlp.model.data_loss defines it
+    if config.loss == "mse":  # the loss it was trained with, as tune_mlp.mlp.model.data_loss defines it
         loss = float(np.mean(np.sum((probabilities - np.eye(probabilities.shape[1])[y]) ** 2, axis=1)))
     else:
         loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0))))

@@ -1,6 +1,6 @@
 """Pictures of a search: learning curves, the best score so far and hyperparameter importance.
 
-Every function takes plain tables (``tune_mlp.results.Experiment``'s trials and histories), writes one PNG and
+Every function takes plain tables (``tune_mlp.search.results.Experiment``'s trials and histories), writes one PNG and
 returns its path. "Best" follows the experiment's ``Objective`` (its metric and mode), never a fixed max.
 """
 

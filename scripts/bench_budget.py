@@ -47,9 +47,9 @@ def run_search(space: str, budget: str, seed: int, samples: int, storage: Path) 
 
 
 def test_accuracy(checkpoint_dir: str) -> float:
-    from tune_mlp.checkpoint import load_checkpoint
     from tune_mlp.data import load_splits
-    from tune_mlp.evaluate import evaluate_weights
+    from tune_mlp.mlp.checkpoint import load_checkpoint
+    from tune_mlp.mlp.evaluate import evaluate_weights
 
     checkpoint = load_checkpoint(checkpoint_dir)
     config = checkpoint.config

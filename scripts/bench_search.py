@@ -23,8 +23,8 @@ import pandas as pd  # noqa: E402
 
 
 def measure(experiment_dir: str, slots: int | None) -> dict[str, float]:
-    """Every reported epoch of every part of the search (an extension is a subfolder), as tune_mlp.accounting counts."""
-    from tune_mlp.accounting import utilisation
+    """Every reported epoch of every part of the search (an extension is a subfolder), as search.accounting counts."""
+    from tune_mlp.search.accounting import utilisation
 
     root = Path(experiment_dir)
     frames = [
@@ -50,7 +50,7 @@ def main() -> int:
     slots = args.slots or os.cpu_count() or 1
     experiment = args.experiment
     if experiment is None:
-        from tune_mlp.tuning import SearchOptions, run_search
+        from tune_mlp.search.tuner import SearchOptions, run_search
 
         started = time.perf_counter()
         options = SearchOptions(

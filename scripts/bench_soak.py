@@ -5,9 +5,9 @@
 
 Trials reuse their Ray actors (``reuse_actors=True``, as ``tune_mlp.search``), so TensorFlow stays loaded and
 every new trial builds new ``tf.function``s and XLA programs in the same process, which TensorFlow never
-evicts (~10 MB a trial). Each trial here is the search's own trainable (``tune_mlp.trainable.train_mlp``: one
+evicts (~10 MB a trial). Each trial here is the search's own trainable (``tune_mlp.search.trainable.train_mlp``: one
 epoch on a slice of Fashion-MNIST, widths 64-256 in turn; every trial compiles new programs) with the search's
-resource request (``tune_mlp.actors.TrialResources``); after it returns, the actor appends its resident memory
+resource request (``tune_mlp.search.actors.TrialResources``); after it returns, the actor appends its resident memory
 (``/proc/self/statm``) to a log. The script prints each worker's RSS after every trial, then, over the whole
 run in trial order, the RSS after trial 10, the highest RSS any worker reached from trial 10 on, and the RSS
 after the last trial, per phase:
@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tune_mlp.search_options import SearchOptions  # noqa: E402
+from tune_mlp.search.options import SearchOptions  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -42,7 +42,7 @@ def soak_trial(config: dict[str, Any], splits: Any, max_epochs: int, log: str) -
     """The search's trainable, then one line {pid, trial, rss_mb} for this actor."""
     from ray import tune
 
-    from tune_mlp.trainable import train_mlp
+    from tune_mlp.search.trainable import train_mlp
 
     train_mlp(config, splits=splits, max_epochs=max_epochs)
     line = {"pid": os.getpid(), "trial": tune.get_context().get_trial_id(), "rss_mb": rss_mb(), "t": time.time()}
@@ -54,7 +54,7 @@ def run_phase(phase: str, trials_per_actor: int, trials: int, splits: Any, worke
               storage: Path) -> list[dict[str, Any]]:  # fmt: skip
     from ray import tune
 
-    from tune_mlp.actors import TrialResources
+    from tune_mlp.search.actors import TrialResources
 
     log = storage / f"rss-{phase}.jsonl"
     trainable = tune.with_resources(

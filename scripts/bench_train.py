@@ -5,7 +5,7 @@ MLP on the same data, in one process: Fashion-MNIST's training split (54,000 exa
 the 10% stratified validation hold-out), 3 hidden layers of 128 relu units, Glorot-uniform
 ("xavier") init, Adam with learning rate 1e-3, batch size 64, softmax cross-entropy.
 
-1. ``ours``: ``tune_mlp.trainer.Trainer``, whole epoch in one XLA-compiled ``tf.while_loop``.
+1. ``ours``: ``tune_mlp.mlp.trainer.Trainer``, whole epoch in one XLA-compiled ``tf.while_loop``.
 2. ``ours without XLA``: the same loop with ``jit_compile=False`` (a plain ``tf.function`` graph).
 3. ``Keras fit``: a ``keras.Sequential`` of ``Dense`` layers trained with ``model.fit`` (Keras'
    default compile options, i.e. no XLA on a CPU-only machine and no extra metrics).
@@ -44,8 +44,8 @@ import tensorflow as tf
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import Splits, load_splits
-from tune_mlp.model import data_loss, forward, init_weights, layer_sizes
-from tune_mlp.trainer import Trainer, configure_threads
+from tune_mlp.mlp.model import data_loss, forward, init_weights, layer_sizes
+from tune_mlp.mlp.trainer import Trainer, configure_threads
 
 TARGET_SAMPLES_PER_SECOND = 50_000.0
 TARGET_VS_KERAS = 3.5

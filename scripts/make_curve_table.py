@@ -43,7 +43,7 @@ _SPLITS: Any = None  # one copy of the data per worker process
 
 def space_configs(space: str, sample: int | None, sample_seed: int) -> tuple[list[str], list[dict[str, Any]]]:
     """The sampled keys (without ``epochs``) and the configs: every grid point, or ``sample`` random draws."""
-    from tune_mlp.sweep import load_sweep
+    from tune_mlp.search.sweep import load_sweep
 
     sweep = load_sweep(space)
     parameters = {key: spec for key, spec in sweep.space.parameters.items() if key != "epochs"}
@@ -75,7 +75,7 @@ def _init_worker(threads: int) -> None:
     global _SPLITS
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tune_mlp.data import load_splits
-    from tune_mlp.trainer import configure_threads
+    from tune_mlp.mlp.trainer import configure_threads
 
     configure_threads(threads)
     _SPLITS = load_splits("fashion_mnist")
@@ -84,7 +84,7 @@ def _init_worker(threads: int) -> None:
 def train_curve(config_id: int, values: dict[str, Any], seed: int, epochs: int) -> list[dict[str, Any]]:
     """One full run: a row per epoch."""
     from tune_mlp.config import TrainConfig
-    from tune_mlp.trainer import Trainer
+    from tune_mlp.mlp.trainer import Trainer
 
     config = TrainConfig.from_dict(values | {"epochs": epochs, "seed": seed})
     trainer = Trainer(config, _SPLITS)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from tune_mlp.replay.table import TABLES_DIR
-    from tune_mlp.sweep import load_sweep
+    from tune_mlp.search.sweep import load_sweep
 
     name = Path(args.space).stem if args.sample is None else f"{Path(args.space).stem}-{args.sample}"
     out = args.out or TABLES_DIR / f"{name}.csv.gz"

@@ -5,8 +5,8 @@
 #   scripts/submit.sh --smoke-test --no_wandb
 #   scripts/submit.sh --samples 40 --storage-path s3://my-bucket/ray_results
 #
-# The same as `python -m tune_mlp.search --address "$RAY_ADDRESS" ...`: tune_mlp/job.py builds and submits
-# the job (the tune_mlp package as py_modules, the search space, tune_mlp/runtime_env.yaml), checks the token,
+# The same as `python -m tune_mlp.search --address "$RAY_ADDRESS" ...`: tune_mlp/cluster/job.py builds and submits
+# the job (the tune_mlp package as py_modules, the search space, tune_mlp/cluster/runtime_env.yaml), checks the token,
 # names the experiment after the submission id unless --name or --resume is given, and prints the commands
 # to follow, stop and fetch it. Without --storage-path the results land in ~/ray_results on the head, which
 # is only right for a single machine: give a cluster an s3://, gs:// or NFS path.

@@ -31,7 +31,7 @@ SEARCH_PNGS = ["learning_curves.png", "best_so_far.png", "parallel_coordinates.p
 
 
 def numpy_accuracy(weights: list[np.ndarray], activation: str, x: np.ndarray, y: np.ndarray) -> float:
-    """The MLP's test accuracy in plain numpy, independent of TensorFlow and of tune_mlp.model."""
+    """The MLP's test accuracy in plain numpy, independent of TensorFlow and of tune_mlp.mlp.model."""
     act = {
         "relu": lambda z: np.maximum(z, 0),
         "tanh": np.tanh,
@@ -83,7 +83,7 @@ def experiments(tmp_path_factory) -> Path:
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
     import ray
 
-    from tune_mlp.tuning import SearchOptions, run_search
+    from tune_mlp.search.tuner import SearchOptions, run_search
 
     root = tmp_path_factory.mktemp("experiments")
     smoke = SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="smoke", no_wandb=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FASHION_DIR, search_cli, write_space
 
-from tune_mlp.actors import TrialResources, generation
+from tune_mlp.search.actors import TrialResources, generation
 
 
 def test_generations_count_trials_per_actor_times_slots() -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import FASHION_DIR, MODEL_PNGS, SEARCH_PNGS, numpy_accuracy
 
-from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import load_dataset
+from tune_mlp.mlp.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")

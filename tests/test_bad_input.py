@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tune_mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from tune_mlp.mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -11,12 +11,19 @@ import cloudpickle
 import pytest
 from conftest import FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
 
-from tune_mlp.budget import BudgetError, TrialBudget, fit_max_epochs, format_duration, parse_duration, typical_config
-from tune_mlp.checkpoint import load_checkpoint
+from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.records import SearchRecord
-from tune_mlp.results import load_experiment
-from tune_mlp.search_options import BUDGET_MAX_EPOCHS, BUDGET_SAMPLES, PLAN_DEFAULTS, SearchOptions, search_plan
-from tune_mlp.sweep import describe_plan
+from tune_mlp.search.budget import (
+    BudgetError,
+    TrialBudget,
+    fit_max_epochs,
+    format_duration,
+    parse_duration,
+    typical_config,
+)
+from tune_mlp.search.options import BUDGET_MAX_EPOCHS, BUDGET_SAMPLES, PLAN_DEFAULTS, SearchOptions, search_plan
+from tune_mlp.search.results import load_experiment
+from tune_mlp.search.sweep import describe_plan
 
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -40,8 +47,8 @@ def test_max_epochs_fit_the_budget() -> None:
 
 
 def test_under_a_budget_a_slow_config_gets_fewer_epochs_so_its_trial_costs_no_more() -> None:
-    from tune_mlp.budget import epoch_seconds
-    from tune_mlp.trainable import trial_config
+    from tune_mlp.search.budget import epoch_seconds
+    from tune_mlp.search.trainable import trial_config
 
     sizing = TrialBudget(seconds=300, n_train=54000, n_val=6000, cores=1, grace_period=3)
     small, large = {"num_layers": 2, "hidden_size": 256}, {"num_layers": 4, "hidden_size": 768}

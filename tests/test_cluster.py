@@ -216,7 +216,7 @@ def test_lost_worker_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> No
     """
     from ray.tune import ExperimentAnalysis
 
-    from tune_mlp.checkpoint import load_checkpoint
+    from tune_mlp.mlp.checkpoint import load_checkpoint
 
     worker_id = cluster.worker_ids[0]
     head_id = next(node for node in cluster.node_ids if node != worker_id)

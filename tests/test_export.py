@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import FASHION_DIR
 
-from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import CLASS_NAMES, load_dataset
-from tune_mlp.model import numpy_logits
-from tune_mlp.model_source import softmax
+from tune_mlp.deploy.model_source import softmax
+from tune_mlp.mlp.checkpoint import load_checkpoint
+from tune_mlp.mlp.model import numpy_logits
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def reference(exported: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_the_export_is_the_best_epoch_over_all_trials(experiment: Path, exported: Path) -> None:
-    from tune_mlp.results import load_experiment
+    from tune_mlp.search.results import load_experiment
 
     best = load_experiment(experiment).best  # what python -m analysis reports
     info = json.loads((exported / "export.json").read_text())

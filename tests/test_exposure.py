@@ -86,7 +86,8 @@ def shipped_texts() -> dict[str, str]:
 
 def test_shipped_scripts_keep_ray_on_loopback_with_token_auth() -> None:
     texts = shipped_texts()
-    assert {"scripts/submit.sh", "scripts/cluster.yaml", "scripts/rayjob.yaml", "tune_mlp/runtime_env.yaml"} <= set(
+    shipped = {"scripts/submit.sh", "scripts/cluster.yaml", "scripts/rayjob.yaml", "tune_mlp/cluster/runtime_env.yaml"}
+    assert shipped <= set(
         texts
     )
     starts = 0
@@ -110,7 +111,7 @@ def test_shipped_scripts_keep_ray_on_loopback_with_token_auth() -> None:
 
 
 def test_job_submission_keeps_token_auth_on() -> None:
-    """tune_mlp.job turns token auth on before talking to a job server and refuses without a token."""
+    """tune_mlp.cluster.job turns token auth on before talking to a job server and refuses without a token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env |= {"HOME": tempfile.mkdtemp(prefix="tmtok-"), "PYTHONPATH": str(REPO), "RAY_ADDRESS": "http://127.0.0.1:9"}
     ran = subprocess.run(

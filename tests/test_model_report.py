@@ -52,8 +52,9 @@ def test_not_a_model_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 def test_metrics_file_name_is_trainings() -> None:
-    from tune_mlp import checkpoint, model_source
-    from tune_mlp.training import METRICS_FILE
+    from tune_mlp.deploy import model_source
+    from tune_mlp.mlp import checkpoint
+    from tune_mlp.mlp.training import METRICS_FILE
 
     assert model_source.TRAIN_METRICS == METRICS_FILE
     assert (model_source.CONFIG_FILE, model_source.WEIGHTS_FILE) == (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tune_mlp import optimizers as opt
 from tune_mlp.config import OPTIMIZER_NAMES
+from tune_mlp.mlp import optimizers as opt
 
 STEPS = 50
 SHAPES = ((5, 3), (3,))

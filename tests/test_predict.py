@@ -11,10 +11,10 @@ import pytest
 from conftest import FASHION_DIR, run_module
 from PIL import Image
 
-from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.data import CLASS_NAMES, load_dataset
-from tune_mlp.images import border_mean, prepare_image
-from tune_mlp.model import numpy_logits
+from tune_mlp.deploy.images import border_mean, prepare_image
+from tune_mlp.mlp.checkpoint import load_checkpoint
+from tune_mlp.mlp.model import numpy_logits
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 N_IMAGES = 6

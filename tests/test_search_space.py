@@ -7,8 +7,8 @@ import math
 import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from tune_mlp.search_space import SearchSpaceError
-from tune_mlp.sweep import load_sweep
+from tune_mlp.search.space import SearchSpaceError
+from tune_mlp.search.sweep import load_sweep
 
 
 def load_space(name_or_path):
@@ -97,7 +97,7 @@ def test_unknown_space_name_lists_the_shipped_ones() -> None:
 
 
 def test_sampling_gives_valid_train_configs() -> None:
-    from tune_mlp.trainable import trial_config
+    from tune_mlp.search.trainable import trial_config
 
     space = load_space("default").tune_space()
     for _ in range(20):
@@ -145,7 +145,7 @@ parameters:
 
 
 def test_hyperopt_searches_every_distribution(tmp_path) -> None:
-    from tune_mlp.distributions import SweepHyperOptSearch
+    from tune_mlp.search.distributions import SweepHyperOptSearch
 
     space = load_space(
         write(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import FASHION_DIR
 
-from tune_mlp.search import main as search_main
-from tune_mlp.sweep import Hyperband, describe_plan, keys_line, load_sweep, plan_search
+from tune_mlp.search.cli import main as search_main
+from tune_mlp.search.sweep import Hyperband, describe_plan, keys_line, load_sweep, plan_search
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}

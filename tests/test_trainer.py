@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from conftest import numpy_accuracy
 
-from tune_mlp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tune_mlp.config import OPTIMIZER_NAMES, TrainConfig
-from tune_mlp.trainer import Trainer, learning_rate_at
+from tune_mlp.mlp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tune_mlp.mlp.trainer import Trainer, learning_rate_at
 
 SMALL = {"num_layers": 2, "hidden_size": 32, "batch_size": 50}
 

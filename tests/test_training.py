@@ -1,4 +1,4 @@
-"""tune_mlp.training (run_training, resume) and ``python -m tune_mlp.train`` as a user runs it: flags, errors,
+"""tune_mlp.mlp.training (run_training, resume) and ``python -m tune_mlp.train`` as a user runs it: flags, errors,
 files written, accuracy. (Speed is measured by scripts/bench_train.py, not asserted here.)"""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from conftest import FASHION_DIR, numpy_accuracy
 from idx_files import write_fake_dataset
 
-from tune_mlp.checkpoint import load_checkpoint
 from tune_mlp.cli import config_from_args
 from tune_mlp.data import load_dataset
+from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.train import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,10 +173,10 @@ def test_study_command_reaches_087_on_fashion_mnist(tmp_path) -> None:
 
 
 def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, tiny_splits) -> None:
-    from tune_mlp.checkpoint import save_checkpoint
     from tune_mlp.config import TrainConfig
-    from tune_mlp.trainer import Trainer
-    from tune_mlp.training import BEST_DIR, LAST_DIR, RunOptions, run_training
+    from tune_mlp.mlp.checkpoint import save_checkpoint
+    from tune_mlp.mlp.trainer import Trainer
+    from tune_mlp.mlp.training import BEST_DIR, LAST_DIR, RunOptions, run_training
 
     config = TrainConfig(num_layers=1, hidden_size=16, batch_size=50, epochs=3, lr_schedule="cosine")
     straight = run_training(config, RunOptions(output=tmp_path / "a", progress=False), splits=tiny_splits)

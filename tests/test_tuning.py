@@ -1,4 +1,4 @@
-"""tune_mlp.tuning and ``python -m tune_mlp.search``: a real local Ray with real HyperOpt, ASHA and wandb (offline)."""
+"""tune_mlp.search.tuner and ``python -m tune_mlp.search``: a real local Ray, real HyperOpt, ASHA and wandb (offline)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 import ray
 from conftest import FASHION_DIR, REPO, search_cli, write_space
 
-from tune_mlp.checkpoint import load_checkpoint
-from tune_mlp.results import best_result, load_results
-from tune_mlp.trainable import CRASH_ONCE_ENV
-from tune_mlp.tuning import SearchOptions, run_search, write_best
+from tune_mlp.mlp.checkpoint import load_checkpoint
+from tune_mlp.search.results import best_result, load_results
+from tune_mlp.search.trainable import CRASH_ONCE_ENV
+from tune_mlp.search.tuner import SearchOptions, run_search, write_best
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 

@@ -43,7 +43,7 @@ def run(python: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
 def test_the_wheel_ships_the_spaces_and_imports_from_the_venv(installed, tmp_path) -> None:
     probe = run(
         installed, tmp_path, "-c",
-        "import tune_mlp, tune_mlp.search_space as s; print(tune_mlp.__file__); print(sorted(p.name for p in "
+        "import tune_mlp, tune_mlp.search.space as s; print(tune_mlp.__file__); print(sorted(p.name for p in "
         "s.SPACES_DIR.glob('*.yaml')))",
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr[-2000:]

@@ -25,7 +25,14 @@ import numpy as np
 
 from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import IMAGE_SIDE
-from tune_mlp.model_source import EXPORT_INFO, KERAS_FILE, ModelPathError, ModelSource, load_classifier, resolve_model
+from tune_mlp.deploy.model_source import (
+    EXPORT_INFO,
+    KERAS_FILE,
+    ModelPathError,
+    ModelSource,
+    load_classifier,
+    resolve_model,
+)
 
 WEIGHTS_H5 = "model.weights.h5"
 TFLITE_FILE = "model.tflite"

@@ -5,7 +5,7 @@
 MODEL is an export (``tune_mlp.export --out`` folder or its model.keras), a search (its best epoch),
 a ``tune_mlp.train`` output folder or a checkpoint folder. A folder of images is read in name order.
 Images are made grayscale, 28×28, and inverted when their background is light (see
-``tune_mlp.images``). An input that cannot be read is one ``error:`` line on stderr and the others are
+``tune_mlp.deploy.images``). An input that cannot be read is one ``error:`` line on stderr and the others are
 still predicted; the exit code is then 2 (0 when every input was predicted), so scripts notice.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tune_mlp.images import ImageInputError, PreparedImage, image_paths, prepare_image
+from tune_mlp.deploy.images import ImageInputError, PreparedImage, image_paths, prepare_image
 
 NUM_CLASSES = 10
 
@@ -37,7 +37,7 @@ def predict_files(
 ) -> tuple[list[dict[str, Any]], list[ImageInputError]]:
     """One row per readable image (file, inverted, top-k), and one error per input that was not."""
     from tune_mlp.data import CLASS_NAMES
-    from tune_mlp.model_source import load_classifier, resolve_model
+    from tune_mlp.deploy.model_source import load_classifier, resolve_model
 
     source = resolve_model(model)  # a model that is not ours fails before any image is read
     paths, problems = image_paths(inputs)

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("argument --resume: needs --output, the run folder to continue")
     output = Path(args.output or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     # TensorFlow loads in seconds: imported after argparse so --help and flag errors are instant.
-    from tune_mlp.training import RunOptions
+    from tune_mlp.mlp.training import RunOptions
 
     options = RunOptions(
         output=output,
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train_and_report(config: TrainConfig, options) -> int:
-    from tune_mlp.training import BEST_DIR, METRICS_FILE, run_training
+    from tune_mlp.mlp.training import BEST_DIR, METRICS_FILE, run_training
 
     summary = run_training(config, options)
     output = options.output

@@ -20,8 +20,8 @@ from analysis.plots_eval import loss_comparison
 from analysis.report import Section, write_report
 from tune_mlp.cli import add_train_arguments, config_from_args
 from tune_mlp.data import load_splits
+from tune_mlp.mlp.training import RunOptions, run_training
 from tune_mlp.study.cli import run_and_print, study_parser
-from tune_mlp.training import RunOptions, run_training
 
 LOSSES = ("cross_entropy", "mse")
 WHY = (

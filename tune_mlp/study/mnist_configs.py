@@ -24,9 +24,9 @@ from analysis.report import Section, write_report
 from tune_mlp.cli import add_flag
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
-from tune_mlp.results import load_experiment
+from tune_mlp.mlp.training import RunOptions, run_training
+from tune_mlp.search.results import load_experiment
 from tune_mlp.study.cli import run_and_print, study_parser
-from tune_mlp.training import RunOptions, run_training
 
 RECOMMENDED = Path(__file__).with_name("recommended_configs.yaml")
 TABLE_KEYS = (

@@ -17,7 +17,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search import Searcher
 
-from tune_mlp.budget import TrialBudget, correction_factor, first_rung_seconds
+from tune_mlp.search.budget import TrialBudget, correction_factor, first_rung_seconds
 
 
 @dataclass

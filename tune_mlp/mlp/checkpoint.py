@@ -16,7 +16,7 @@ import numpy as np
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
-from tune_mlp.network import layer_sizes  # not model: no TensorFlow
+from tune_mlp.mlp.network import layer_sizes  # not model: no TensorFlow
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"

@@ -15,13 +15,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tune_mlp.checkpoint import load_checkpoint, save_checkpoint
 from tune_mlp.config import METRIC, MODE, TrainConfig, is_better
 from tune_mlp.data import Splits, load_splits
-from tune_mlp.evaluate import evaluate_weights
+from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
+from tune_mlp.mlp.evaluate import evaluate_weights
+from tune_mlp.mlp.trainer import Trainer
 from tune_mlp.records import BestResult
-from tune_mlp.trainer import Trainer
-from tune_mlp.wandb_setup import configure_wandb_mode
+from tune_mlp.wandb_mode import configure_wandb_mode
 
 BEST_DIR = "checkpoint"
 LAST_DIR = "last_checkpoint"

@@ -20,8 +20,12 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from tune_mlp import storage
-from tune_mlp.actors import TrialResources
-from tune_mlp.budget import (
+from tune_mlp.config import TrainConfig
+from tune_mlp.data import load_splits
+from tune_mlp.errors import UserInputError
+from tune_mlp.records import BEST_FILE, SearchRecord
+from tune_mlp.search.actors import TrialResources
+from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
     epoch_seconds,
@@ -30,18 +34,15 @@ from tune_mlp.budget import (
     parse_duration,
     typical_config,
 )
-from tune_mlp.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
-from tune_mlp.config import TrainConfig
-from tune_mlp.data import load_splits
-from tune_mlp.errors import UserInputError
-from tune_mlp.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
-from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.results import BestResult, ExperimentError, best_result, load_search, search_root
-from tune_mlp.search_options import SearchOptions, apply_plan, experiment_name, search_plan
-from tune_mlp.search_space import sampled_keys
-from tune_mlp.sweep import SearchPlan, keys_line
-from tune_mlp.trainable import train_mlp
-from tune_mlp.wandb_setup import configure_wandb_mode, wandb_logger_callback
+from tune_mlp.search.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
+from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
+from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan
+from tune_mlp.search.results import BestResult, ExperimentError, best_result, load_search, search_root
+from tune_mlp.search.space import sampled_keys
+from tune_mlp.search.sweep import SearchPlan, keys_line
+from tune_mlp.search.trainable import train_mlp
+from tune_mlp.search.wandb_log import wandb_logger_callback
+from tune_mlp.wandb_mode import configure_wandb_mode
 
 SMOKE_TRAIN_EXAMPLES = 3000
 __all__ = ["SearchOptions", "run_search", "write_best"]  # SearchOptions: re-exported for callers
@@ -139,7 +140,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             max_concurrent_trials=None if searcher else _concurrency(options),
             scheduler=_scheduler(options, part),
             num_samples=options.samples,
-            reuse_actors=True,  # keep TensorFlow imported and warm between trials (see tune_mlp.actors)
+            reuse_actors=True,  # keep TensorFlow imported and warm between trials (see tune_mlp.search.actors)
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -210,7 +211,7 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
 
     ``plan``: ``search_plan(options)`` when the caller has it already (the CLI checks it before heavy imports).
     With ``samples`` above the trials an existing ``--name`` holds, the new trials form a part of their
-    own (``tune_mlp.extend``); with ``time_budget`` the search ends in time (``tune_mlp.budget_tune``).
+    own (``tune_mlp.search.extend``); with ``time_budget`` the search ends in time (``tune_mlp.search.budget_tune``).
     """
     started = time.time()  # the budget counts the driver's start-up (data, Ray) too
     _quiet_tune(options)

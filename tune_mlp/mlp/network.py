@@ -1,6 +1,6 @@
 """The network's shape from its config, without TensorFlow: what a checkpoint's weights are checked against.
 
-Kept apart from ``tune_mlp.model`` so reading a checkpoint (a CLI checking its input) loads no TensorFlow.
+Kept apart from ``tune_mlp.mlp.model`` so reading a checkpoint (a CLI checking its input) loads no TensorFlow.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A search's time budget as plain numbers: ``--time-budget`` parsed, and what fits in it.
 
 Pure functions (no Ray, no TensorFlow): the Tune pieces that enforce a budget are in
-``tune_mlp.budget_tune``. The cost model predicts a trial's epoch time from its parameter count,
+``tune_mlp.search.budget_tune``. The cost model predicts a trial's epoch time from its parameter count,
 calibrated on this training loop (3x128 at ~140k samples/s on 2 cores); a running search corrects
 it with the epoch times it measures.
 """

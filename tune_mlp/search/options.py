@@ -14,8 +14,8 @@ from pathlib import Path
 from tune_mlp import storage
 from tune_mlp.config import MODES, REPORTED_METRICS, bounded, choice
 from tune_mlp.errors import UserInputError
-from tune_mlp.sweep import SearchPlan, load_sweep, plan_search
-from tune_mlp.wandb_setup import DEFAULT_PROJECT
+from tune_mlp.search.sweep import SearchPlan, load_sweep, plan_search
+from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
 # With --time-budget and neither --max-epochs nor the file's max_iter, max_t is what fits the budget, up to this:

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tune_mlp.config import TrainConfig
-from tune_mlp.model import data_loss, forward
+from tune_mlp.mlp.model import data_loss, forward
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from tune_mlp.records import BestResult, SearchRecord
 
 EXPORT_INFO = "export.json"  # what the export was made from; marks a folder as ours
 KERAS_FILE = "model.keras"
-# Not imported from tune_mlp.training / tune_mlp.checkpoint: both load TensorFlow, and a wrong path should fail
+# Not imported from tune_mlp.mlp.training / tune_mlp.mlp.checkpoint: both load TensorFlow, and a wrong path should fail
 # at once with one line, not after TensorFlow's start-up log (tests check the names agree).
 TRAIN_METRICS = "metrics.json"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
@@ -50,7 +50,7 @@ class ModelSource:
 
 def best_of_experiment(experiment: Path) -> BestResult:
     """The best epoch over all trials of a search, by the search's own metric, as analysis picks it."""
-    from tune_mlp.results import best_result, load_results
+    from tune_mlp.search.results import best_result, load_results
 
     record = SearchRecord.load(str(experiment)) or SearchRecord()
     return best_result(load_results(experiment, record), record.metric, record.mode)
@@ -110,8 +110,8 @@ def load_classifier(source: ModelSource) -> Classifier:
     """Checkpoints run through the numpy forward pass (float64, like the tests' reference); exports through Keras."""
     if source.kind == "export":
         return _keras_classifier(source)
-    from tune_mlp.checkpoint import load_checkpoint  # lazy: TensorFlow (see above)
-    from tune_mlp.model import numpy_logits
+    from tune_mlp.mlp.checkpoint import load_checkpoint  # lazy: TensorFlow (see above)
+    from tune_mlp.mlp.model import numpy_logits
 
     checkpoint = load_checkpoint(source.model_dir)
     config, weights = checkpoint.config, checkpoint.weights

@@ -1,10 +1,10 @@
 """Search spaces as data: the ``parameters:`` of a W&B sweep file, checked and turned into a Tune space here.
 
-Every distribution of the W&B spec is taken (``tune_mlp.distributions``), ``q`` defaults to 1, numeric
+Every distribution of the W&B spec is taken (``tune_mlp.search.distributions``), ``q`` defaults to 1, numeric
 strings (``1e-3``, which PyYAML reads as a string) are numbers where the field is numeric, nested
 ``parameters:`` groups are flattened, and names and choice values go through config's alias tables
 (``lr`` -> ``learning_rate``, ``ReLU`` -> ``relu``). The rest of the sweep document (method, metric,
-early_terminate, run_cap) is ``tune_mlp.sweep``'s. One key of our own, ``points_to_evaluate:``, lists
+early_terminate, run_cap) is ``tune_mlp.search.sweep``'s. One key of our own, ``points_to_evaluate:``, lists
 complete configs HyperOpt tries first. A file that cannot be used is an error naming the file, the key and
 the fix, before Ray starts.
 """
@@ -23,7 +23,8 @@ from ray import tune
 from ray.tune.search.sample import Domain
 
 from tune_mlp.config import CHOICES, HYPERPARAMETER_ALIASES, canonical_name, field_names, normalize_choice, value_errors
-from tune_mlp.distributions import (
+from tune_mlp.errors import UserInputError
+from tune_mlp.search.distributions import (
     DEFAULTS,
     DISTRIBUTIONS,
     OWN_SAMPLER,
@@ -32,7 +33,6 @@ from tune_mlp.distributions import (
     log_bounds,
     to_domain,
 )
-from tune_mlp.errors import UserInputError
 
 # search_spaces/ sits at the top of the repository and is installed as the package data
 # tune_mlp.search_spaces (pyproject's package-dir), so a wheel finds the same files.

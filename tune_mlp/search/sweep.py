@@ -19,8 +19,8 @@ from typing import Any
 from ray.tune.search.sample import Categorical, Domain, Integer, Normal, Quantized
 
 from tune_mlp.config import METRIC, MODE, REPORTED_METRICS
-from tune_mlp.distributions import DISCRETE, SweepDistribution, grid_values
-from tune_mlp.search_space import (
+from tune_mlp.search.distributions import DISCRETE, SweepDistribution, grid_values
+from tune_mlp.search.space import (
     SearchSpace,
     SearchSpaceError,
     check_point,

@@ -3,7 +3,7 @@
     python -m tune_mlp.search --address http://127.0.0.1:8265 --samples 40 --storage-path s3://bucket/ray_results
     scripts/submit.sh --samples 40 --storage-path s3://bucket/ray_results     # the same, job server from RAY_ADDRESS
 
-The one submission path. The job runs ``python -m tune_mlp.job_driver`` (the search with ``--address auto``)
+The one submission path. The job runs ``python -m tune_mlp.cluster.driver`` (the search with ``--address auto``)
 on the head. It ships the installed ``tune_mlp`` package as ``py_modules`` and the search space's text, never
 a ``working_dir`` (docs/cluster.md says why). Token auth: the Ray client sends ``RAY_AUTH_TOKEN``, else
 ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``. A W&B key in this environment stays here: Ray writes runtime
@@ -25,7 +25,7 @@ from tune_mlp.errors import UserInputError
 from tune_mlp.storage import is_uri
 
 if TYPE_CHECKING:
-    from tune_mlp.search_options import SearchOptions
+    from tune_mlp.search.options import SearchOptions
 
 RUNTIME_ENV_FILE = Path(__file__).with_name("runtime_env.yaml")  # package data: in the wheel too
 SPACE_TEXT_ENV = "TUNE_MLP_JOB_SPACE"  # the search space's YAML, written to a file by the driver
@@ -86,7 +86,7 @@ def submit_search(options: SearchOptions, argv: Sequence[str]) -> str:
     """Submit ``argv`` (a search command line) as a Ray job to ``options.address``; print what to do next."""
     from ray.job_submission import JobSubmissionClient
 
-    from tune_mlp.search_space import resolve_space_path
+    from tune_mlp.search.space import resolve_space_path
 
     require_token()
     space = resolve_space_path(options.space)  # on this machine: a local file or a named space
@@ -97,7 +97,7 @@ def submit_search(options: SearchOptions, argv: Sequence[str]) -> str:
     wandb_key = None
     client = JobSubmissionClient(options.address)
     client.submit_job(
-        entrypoint=shlex.join(["python", "-m", "tune_mlp.job_driver", *args]),
+        entrypoint=shlex.join(["python", "-m", "tune_mlp.cluster.driver", *args]),
         runtime_env=job_runtime_env(space.stem, space.read_text(), wandb_key),
         submission_id=job_id,
     )

@@ -19,12 +19,12 @@ import sys
 from collections.abc import Sequence
 
 from tune_mlp import storage
-from tune_mlp.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
 from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclass_from_args, report_user_errors
-from tune_mlp.driver_lock import driver_lock
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search_options import SearchOptions, experiment_name, search_plan
-from tune_mlp.sweep import SearchPlan, describe_plan
+from tune_mlp.search.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
+from tune_mlp.search.lock import driver_lock
+from tune_mlp.search.options import SearchOptions, experiment_name, search_plan
+from tune_mlp.search.sweep import SearchPlan, describe_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
                   f"(a full typical trial takes at most {share} of it), never above {plan.max_epochs}")  # fmt: skip
         return 0
     # Ray, TensorFlow and HyperOpt load in ~5 s: only now that the flags and the file are known good.
-    from tune_mlp.job import is_job_server, submit_search
+    from tune_mlp.cluster.job import is_job_server, submit_search
 
     if is_job_server(options.address):  # a job server, not a Ray node: run there as a Ray job
         submit_search(options, argv)
@@ -79,8 +79,8 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
 
 
 def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
-    from tune_mlp.results import search_root
-    from tune_mlp.tuning import run_search, write_best
+    from tune_mlp.search.results import search_root
+    from tune_mlp.search.tuner import run_search, write_best
 
     results = run_search(options, plan)
     best = write_best(results)

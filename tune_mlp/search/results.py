@@ -17,7 +17,7 @@ from tune_mlp.errors import UserInputError
 from tune_mlp.records import BestResult, SearchRecord
 
 HISTORY_COLUMNS = ["trial_id", "epoch", "val_accuracy", "val_loss", "train_loss", "train_accuracy", "wall_time"]
-# What budget accounting (tune_mlp.accounting) reads: which part, and Tune's and the loop's clocks.
+# What budget accounting (tune_mlp.search.accounting) reads: which part, and Tune's and the loop's clocks.
 TIMING_COLUMNS = ["part", "timestamp", "time_total_s", "time_this_iter_s", "epoch_seconds"]
 
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-# The shape lives in tune_mlp.network (no TensorFlow); trainer and scripts still import it from here.
-from tune_mlp.network import INPUT_SIZE, NUM_CLASSES, layer_sizes  # noqa: F401
+# The shape lives in tune_mlp.mlp.network (no TensorFlow); trainer and scripts still import it from here.
+from tune_mlp.mlp.network import INPUT_SIZE, NUM_CLASSES, layer_sizes  # noqa: F401
 
 RANDOM_INIT_STDDEV = 0.01  # the study's "random" init: small normal weights
 

@@ -1,4 +1,4 @@
-"""The driver of a submitted search job: ``python -m tune_mlp.job_driver ARGS`` (the entrypoint tune_mlp.job builds).
+"""The driver of a submitted search job: ``python -m tune_mlp.cluster.driver ARGS`` (the entrypoint ``job`` builds).
 
 It runs ``python -m tune_mlp.search --address auto ARGS --space FILE`` on the head, where FILE holds the search
 space the submitter sent as text. It first moves to the home directory: the directory Ray starts a job in is
@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tune_mlp.job import SPACE_NAME_ENV, SPACE_TEXT_ENV
+from tune_mlp.cluster.job import SPACE_NAME_ENV, SPACE_TEXT_ENV
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = Path(tempfile.mkdtemp(prefix="tune_mlp_job_")) / f"{os.environ.get(SPACE_NAME_ENV, 'space')}.yaml"
         path.write_text(text)
         args += ["--space", str(path)]
-    from tune_mlp.search import main as search_main
+    from tune_mlp.search.cli import main as search_main
 
     return search_main(["--address", "auto", *args])
 

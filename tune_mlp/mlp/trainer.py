@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tune_mlp.checkpoint import Checkpoint
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import Splits
-from tune_mlp.model import correct_count, data_loss, forward, init_weights, l2_penalty, layer_sizes
-from tune_mlp.optimizers import make_optimizer
+from tune_mlp.mlp.checkpoint import Checkpoint
+from tune_mlp.mlp.model import correct_count, data_loss, forward, init_weights, l2_penalty, layer_sizes
+from tune_mlp.mlp.optimizers import make_optimizer
 
 
 def learning_rate_at(step: tf.Tensor, base: float, schedule: str, total_steps: int, warmup_steps: int) -> tf.Tensor:

@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable: the ``tune_mlp.trainer`` loop, one report and checkpoint per epoch."""
+"""The Ray Tune function trainable: the ``tune_mlp.mlp.trainer`` loop, one report and checkpoint per epoch."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 import ray
 from ray import tune
 
-from tune_mlp.budget import TrialBudget
-from tune_mlp.checkpoint import load_checkpoint, save_checkpoint
 from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import Splits
-from tune_mlp.trainer import Trainer, configure_threads
+from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
+from tune_mlp.mlp.trainer import Trainer, configure_threads
+from tune_mlp.search.budget import TrialBudget
 
 # Test hook: the path of a marker file; the first trial to finish epoch 1 while it is
 # missing creates it and crashes, so tests can watch Tune retry from the checkpoint.

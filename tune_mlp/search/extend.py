@@ -3,7 +3,7 @@
 Ray Tune cannot raise ``num_samples`` of a finished experiment (``Tuner.restore`` keeps it, ray#42221),
 so ``--samples 40`` on a finished 20-trial search runs 20 more as a second Tune experiment in the
 subfolder ``EXPERIMENT/part-2/``; ``search.json`` lists the parts (``SearchRecord.parts``) and
-``tune_mlp.results`` reads them as one search. Each part is a whole Tune experiment, so Ray's own
+``tune_mlp.search.results`` reads them as one search. Each part is a whole Tune experiment, so Ray's own
 state stays consistent and an interrupted part resumes with ``Tuner.restore`` like any other.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 
 from ray import tune
 
-from tune_mlp.distributions import SweepHyperOptSearch
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
-from tune_mlp.results import load_results
+from tune_mlp.search.distributions import SweepHyperOptSearch
+from tune_mlp.search.results import load_results
 
 PART_PREFIX = "part-"
 

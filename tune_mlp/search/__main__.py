@@ -1,0 +1,3 @@
+from tune_mlp.search.cli import main
+
+raise SystemExit(main())
