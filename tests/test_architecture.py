@@ -16,7 +16,8 @@ PACKAGES = ("tune_mlp", "analysis")
 
 # The layers, each a set of folders (top-level modules of tune_mlp are the foundations or the commands).
 FOUNDATION_MODULES = {"config", "errors", "cli", "storage", "records", "wandb_mode", "mnist_wheel", "search_spaces"}
-COMMAND_MODULES = {"train", "export", "predict", "search.cli", "search.__main__", "cluster.driver"}  # python -m tune_mlp.<command>
+# python -m tune_mlp.<command>
+COMMAND_MODULES = {"train", "export", "predict", "search.cli", "search.__main__", "cluster.driver"}
 # What each layer may import of ours: only layers listed before it in docs/architecture.md, and itself.
 MAY_IMPORT = {
     "foundations": {"foundations"},

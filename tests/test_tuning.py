@@ -1,4 +1,4 @@
-"""tune_mlp.search.tuner and ``python -m tune_mlp.search``: a real local Ray, real HyperOpt, ASHA and wandb (offline)."""
+"""tune_mlp.search.tuner and `python -m tune_mlp.search`: a real local Ray, real HyperOpt, ASHA and wandb (offline)."""
 
 from __future__ import annotations
 
