@@ -48,6 +48,23 @@ def configure_threads(num_threads: int | None) -> None:
         pass  # TF already initialised in this process (a reused worker): the pools stay as sized then
 
 
+def grow_gpu_memory() -> list[str]:
+    """Let TensorFlow take GPU memory as it needs it, not all at once, so trials can share a GPU.
+
+    By default TensorFlow maps nearly all of a GPU's memory when it first uses it, and a second trial on
+    the same GPU (``--gpus-per-trial 0.5``) then fails to allocate. Possible only before TensorFlow runs its
+    first op; afterwards (a reused worker) the setting stays as the first trial left it. Returns the GPUs
+    that grow; none without a GPU, where it does nothing.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # TensorFlow already initialised its devices in this process
+    return [gpu.name for gpu in gpus if tf.config.experimental.get_memory_growth(gpu)]
+
+
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int  # 1-based

@@ -39,12 +39,13 @@ def generation(trial_index: int, trials_per_actor: int, slots: int) -> int:
 class TrialResources:
     """``tune.with_resources(trainable, TrialResources(...))``: each trial's request, by its generation."""
 
-    def __init__(self, cpus: int, trials_per_actor: int, slots: int) -> None:
+    def __init__(self, cpus: int, trials_per_actor: int, slots: int, gpus: float = 0.0) -> None:
         self.cpus, self.trials_per_actor, self.slots = cpus, trials_per_actor, slots
+        self.bundle = {"CPU": cpus} | ({"GPU": gpus} if gpus else {})  # Ray sets CUDA_VISIBLE_DEVICES from "GPU"
         self.counter = uuid.uuid4().hex
 
     def __call__(self, config: dict[str, Any]) -> tune.PlacementGroupFactory:
         index = _MADE.get(self.counter, 0)
         _MADE[self.counter] = index + 1
         strategy = _STRATEGIES[generation(index, self.trials_per_actor, self.slots) % len(_STRATEGIES)]
-        return tune.PlacementGroupFactory([{"CPU": self.cpus}], strategy=strategy)
+        return tune.PlacementGroupFactory([self.bundle], strategy=strategy)

@@ -61,6 +61,8 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
     plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
     if options.dry_run:
         print(describe_plan(plan, options.initial_points, options.seed))
+        at_once = options.concurrency or "as many as the cluster's CPUs and GPUs fit"
+        print(f"per trial: cpus {options.cpus_per_trial}, gpus {options.gpus_per_trial:g}; trials at once: {at_once}")
         if options.time_budget:
             share = f"{FULL_TRIAL_SHARE:.0%}"
             print(f"time budget: {options.time_budget}; max_t is fitted to it when the data is loaded "

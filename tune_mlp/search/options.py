@@ -43,6 +43,7 @@ class SearchOptions:
     grace_period: int | None = bounded(None, 1)  # epochs before ASHA may stop a trial (default: min_iter, else 3)
     reduction_factor: float | None = bounded(None, 1, low_open=True)  # ASHA keeps 1/this at each rung (eta, else 3)
     cpus_per_trial: int = bounded(1, 1)  # CPUs (TensorFlow threads) per trial
+    gpus_per_trial: float = bounded(0.0, 0.0)  # GPUs per trial; a fraction shares one (0.25: four trials a GPU)
     trials_per_actor: int = bounded(4, 0)  # trials per worker process before a fresh one (0: never): flat memory
     concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
     initial_points: int = bounded(6, 1)  # random trials before TPE takes over
@@ -90,6 +91,26 @@ def search_plan(options: SearchOptions) -> SearchPlan:
 
 def apply_plan(options: SearchOptions, plan: SearchPlan) -> SearchOptions:
     return dataclasses.replace(options, **{key: getattr(plan, key) for key in PLAN_DEFAULTS})
+
+
+def trial_slots(options: SearchOptions, cluster: dict[str, float]) -> int:
+    """Trials that fit at once in ``cluster`` (``ray.cluster_resources()``): the fewer of its CPU and GPU slots.
+
+    A trial asking for more GPUs than the cluster has would wait for ever (Ray calls it infeasible): an error.
+    """
+    cpus = max(1, int(cluster.get("CPU", 1.0) // options.cpus_per_trial))
+    gpus = options.gpus_per_trial
+    if not gpus:
+        return cpus
+    flag = f"--gpus-per-trial {gpus:g}"
+    if gpus > 1 and not float(gpus).is_integer():
+        raise UserInputError(f"{flag}: above 1 a trial takes whole GPUs; give a fraction below 1, or 1, 2, ...")
+    have = cluster.get("GPU", 0.0)
+    if gpus > have:
+        fix = f"give at most {have:g}" if have else "give 0 (train on CPUs) or start Ray on a GPU node"
+        raise UserInputError(f"{flag}: the Ray cluster has {have:g} GPU(s); {fix}")
+    # Ray keeps GPU fractions to 4 decimals: 1 / 0.1 must count 10 slots, not 9.
+    return max(1, min(cpus, int(round(have / gpus, 4))))
 
 
 def experiment_name(options: SearchOptions) -> str:

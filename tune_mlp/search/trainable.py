@@ -15,7 +15,7 @@ from ray import tune
 from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import Splits
 from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
-from tune_mlp.mlp.trainer import Trainer, configure_threads
+from tune_mlp.mlp.trainer import Trainer, configure_threads, grow_gpu_memory
 from tune_mlp.search.budget import TrialBudget
 
 # Test hook: the path of a marker file; the first trial to finish epoch 1 while it is
@@ -40,6 +40,7 @@ def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudg
 def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1,
               budget: TrialBudget | None = None) -> None:  # fmt: skip
     """Train one sampled config, resuming from Tune's checkpoint after a crash or restore."""
+    grow_gpu_memory()  # before any op: trials that share a GPU each take what they use
     configure_threads(cpus_per_trial)
     config = trial_config(tune_config, max_epochs, budget)
     resume = None
@@ -50,10 +51,12 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
     trainer = Trainer(config, splits, resume=resume)
     try:
         node_id = ray.get_runtime_context().get_node_id()
+        gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES", "")  # what Ray lets this trial's TensorFlow see
         for result in trainer.epochs():
             # resumed_from: the epoch this run of the trial started at (0, or its checkpoint's after a crash).
             metrics = result.metrics() | {
                 "node_id": node_id,
+                "gpu_ids": gpu_ids,
                 "trial_epochs": config.epochs,
                 "resumed_from": resume.epoch if resume else 0,
             }

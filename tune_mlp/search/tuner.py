@@ -36,7 +36,7 @@ from tune_mlp.search.budget import (
 )
 from tune_mlp.search.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
-from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan
+from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan, trial_slots
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, load_search, search_root
 from tune_mlp.search.space import sampled_keys
 from tune_mlp.search.sweep import SearchPlan, keys_line
@@ -159,7 +159,8 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
 
 
 def _concurrency(options: SearchOptions) -> int:
-    return options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1.0) // options.cpus_per_trial))
+    slots = trial_slots(options, ray.cluster_resources())  # also refuses more GPUs a trial than the cluster has
+    return options.concurrency or slots
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -251,7 +252,7 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
             cpus_per_trial=options.cpus_per_trial,
             budget=sizing,
         ),
-        TrialResources(options.cpus_per_trial, options.trials_per_actor, _concurrency(options)),
+        TrialResources(options.cpus_per_trial, options.trials_per_actor, _concurrency(options), options.gpus_per_trial),
     )
     tuner = _tuner(options, part, trainable, plan, record, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
