@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tune_mlp import storage
 from tune_mlp.cli import add_flag, report_user_errors
 from tune_mlp.config import DATASETS
 
@@ -20,15 +21,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "experiment", help="search folder (python -m tune_mlp.search), or a tune_mlp.train output, checkpoint or export"
     )
-    add_flag(parser, "out", default=None, help="output folder (default: EXPERIMENT/analysis)")
+    add_flag(parser, "out", default=None, help="output folder (default: EXPERIMENT/analysis; reports/NAME for a URI)")
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
     add_flag(parser, "dataset", choices=DATASETS, default=None, help="score a single model on this data set")
     args = parser.parse_args(argv)
 
-    out = Path(args.out) if args.out else Path(args.experiment) / "analysis"
-    if not list(Path(args.experiment).glob("experiment_state-*.json")):  # one model, not a search
-        return report_user_errors(lambda: _report_on_model(args.experiment, out, args.data_dir, args.dataset))
-    return report_user_errors(lambda: _analyze_and_report(args.experiment, out, args.data_dir))
+    out = Path(args.out) if args.out else default_out(args.experiment)
+
+    def run() -> int:
+        if storage.is_experiment(args.experiment):
+            return _analyze_and_report(args.experiment, out, args.data_dir)
+        return _report_on_model(args.experiment, out, args.data_dir, args.dataset)  # one model, not a search
+
+    return report_user_errors(run)
+
+
+def default_out(experiment: str) -> Path:
+    """EXPERIMENT/analysis, or for a search in object storage reports/NAME here (the report is local files)."""
+    if storage.is_uri(experiment):
+        return Path("reports", experiment.rstrip("/").rsplit("/", 1)[-1])
+    return Path(experiment) / "analysis"
 
 
 def _report_on_model(path: str, out: Path, data_dir: str | None, dataset: str | None) -> int:

@@ -2,12 +2,21 @@
 
 Ray Tune takes either; the few files of our own beside an experiment (``best.json``,
 ``search.json``) are written and read through pyarrow's filesystems so both work alike.
+
+An ``s3://`` server and its credentials come from the environment, as pyarrow (and so Ray, on every node)
+reads them: ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) for a server other than AWS,
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, or a profile or an instance role. Never in
+the URI: Ray writes the storage path into its state files and logs.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.fs
@@ -35,8 +44,9 @@ def experiment_path(root: str, name: str) -> str:
 
 
 def check_writable(root: str) -> None:
-    """A local storage root must be a folder we can write (or creatable): fail before Ray starts."""
+    """A local storage root must be a folder we can write (or creatable), a URI a bucket we reach: fail before Ray."""
     if is_uri(root):
+        check_bucket(root)
         return
     path = Path(storage_root(root))
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
@@ -79,3 +89,107 @@ def read_text(experiment: str, filename: str) -> str | None:
         return None
     with fs.open_input_stream(target) as source:
         return source.read().decode()
+
+
+def to_uri(filesystem: pyarrow.fs.FileSystem, path: str) -> str:
+    """A path as Ray returns it (``bucket/key`` on its filesystem) as the URI a user gives back (``s3://bucket/key``)."""
+    scheme = {"s3": "s3", "gcs": "gs"}.get(filesystem.type_name)
+    return f"{scheme}://{path.lstrip('/')}" if scheme and not is_uri(path) else path
+
+
+def is_experiment(path: str) -> bool:
+    """Whether ``path`` (a folder or a URI) holds a Ray Tune experiment (``experiment_state-*.json``)."""
+    if not is_uri(path):
+        return any(Path(path).expanduser().glob("experiment_state-*.json"))
+    fs, folder = pyarrow.fs.FileSystem.from_uri(path)
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(folder.rstrip("/"), allow_not_found=True))
+    except OSError as error:
+        raise StorageError(f"{path}: {_reason(error)}") from None
+    return any(info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json") for info in infos)
+
+
+@contextmanager
+def local_copy(uri: str) -> Iterator[Path]:
+    """The folder at ``uri`` downloaded into a temporary folder, removed at the end of the block."""
+    fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
+    if fs.get_file_info(folder).type != pyarrow.fs.FileType.Directory:
+        raise StorageError(f"{uri} does not exist (or is not a folder)")
+    with tempfile.TemporaryDirectory(prefix="tune_mlp-") as local:
+        pyarrow.fs.copy_files(folder, local, source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem())
+        yield Path(local)
+
+
+def check_bucket(uri: str) -> None:
+    """A storage URI whose bucket exists and answers, with credentials from the environment: one line if not."""
+    scheme, _, rest = uri.partition("://")
+    if "?" in rest or "@" in rest.split("/", 1)[0]:
+        shown = f"{scheme}://{rest.split('?')[0].split('@')[-1]}"  # never echo a secret
+        raise StorageError(
+            f"--storage-path {shown}: give the endpoint and credentials in the environment "
+            "(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), not in the URI: Ray writes the storage "
+            "path into its state files and logs"
+        )
+    if scheme == "s3" and not aws_credentials_found():
+        raise StorageError(
+            f"--storage-path {uri}: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE) in the environment of the driver and of every Ray node, or run on an instance role"
+        )
+    try:
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        bucket = path.split("/", 1)[0]
+        found = fs.get_file_info(bucket).type
+    except (OSError, ValueError) as error:  # pyarrow.ArrowInvalid is a ValueError
+        raise StorageError(f"--storage-path {uri}: {_reason(error)}") from None
+    if found == pyarrow.fs.FileType.NotFound:
+        raise StorageError(
+            f"--storage-path {uri}: bucket {bucket} does not exist{_at_endpoint()}: create it "
+            f"(aws s3 mb {scheme}://{bucket}) or fix the name"
+        )
+
+
+def aws_credentials_found() -> bool:
+    """Whether AWS's default credential chain (which pyarrow follows) has a source here, without asking AWS.
+
+    Without one pyarrow sends unsigned requests: a search would run and fail at its first checkpoint.
+    """
+    env = os.environ
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return True
+    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") or env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        return True
+    if env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        return True
+    files = [env.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), env.get("AWS_CONFIG_FILE", "~/.aws/config")]
+    if any(Path(file).expanduser().is_file() for file in files):
+        return True
+    return env.get("AWS_EC2_METADATA_DISABLED", "").lower() != "true" and _instance_role()
+
+
+def _instance_role() -> bool:
+    """An EC2 instance metadata service answers (an instance profile's credentials come from it)."""
+    request = urllib.request.Request(
+        "http://169.254.169.254/latest/api/token", method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=1):
+            return True
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _at_endpoint() -> str:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return f" at {endpoint}" if endpoint else ""
+
+
+def _reason(error: Exception) -> str:
+    """pyarrow's long AWS error as what it means and what to do."""
+    text = str(error)
+    if "NETWORK_CONNECTION" in text or "Could not connect" in text or "Could not resolve" in text:
+        where = _at_endpoint().removeprefix(" at ") or "its default endpoint"
+        return f"cannot reach the storage server ({where}): start it, or set AWS_ENDPOINT_URL to its address"
+    if "ACCESS_DENIED" in text or "AccessDenied" in text or "Forbidden" in text or "InvalidAccessKeyId" in text:
+        return f"access denied{_at_endpoint()}: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    return text

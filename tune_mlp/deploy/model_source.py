@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tune_mlp import storage
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BestResult, SearchRecord
@@ -37,8 +38,8 @@ class ModelPathError(UserInputError, ValueError):
 @dataclass(frozen=True)
 class ModelSource:
     kind: str  # experiment | training run | checkpoint | export
-    path: Path  # what the user gave
-    model_dir: Path  # the checkpoint folder, or the export folder
+    path: Path | str  # what the user gave (a URI stays a str: only an experiment)
+    model_dir: Path | str  # the checkpoint folder (a URI for an experiment in object storage), or the export folder
     metrics: dict[str, Any]  # what is known of its scores (val_accuracy, test_accuracy, epoch, trial_id)
 
     def describe(self) -> str:
@@ -48,7 +49,7 @@ class ModelSource:
         return where
 
 
-def best_of_experiment(experiment: Path) -> BestResult:
+def best_of_experiment(experiment: Path | str) -> BestResult:
     """The best epoch over all trials of a search, by the search's own metric, as analysis picks it."""
     from tune_mlp.search.results import best_result, load_results
 
@@ -64,6 +65,14 @@ def _metrics(best: BestResult) -> dict[str, Any]:
 
 
 def resolve_model(path: str | Path) -> ModelSource:
+    if storage.is_uri(str(path)):  # object storage holds searches (a model of its own is a local folder)
+        if not storage.is_experiment(str(path)):
+            raise ModelPathError(
+                f"{path} is not a Ray Tune experiment (no experiment_state-*.json): give the URI of a search, "
+                "e.g. s3://bucket/ray_results/<name>"
+            )
+        best = best_of_experiment(str(path))
+        return ModelSource("experiment", str(path), best.checkpoint, _metrics(best))
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelPathError(f"{path} does not exist: give an experiment, a training run, a checkpoint or an export")

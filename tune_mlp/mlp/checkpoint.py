@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tune_mlp import storage
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
 from tune_mlp.mlp.network import layer_sizes  # not model: no TensorFlow
@@ -57,8 +58,14 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
 
 
 def load_checkpoint(directory: str | Path) -> Checkpoint:
-    """Read a checkpoint and check that its weights are the network its config describes."""
-    directory = Path(directory)
+    """Read a checkpoint (a folder, or a URI such as ``s3://…``) and check that its weights fit its config."""
+    if storage.is_uri(str(directory)):
+        with storage.local_copy(str(directory)) as local:
+            return _load_folder(local)  # its arrays are in memory: the download can go
+    return _load_folder(Path(directory))
+
+
+def _load_folder(directory: Path) -> Checkpoint:
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} is not a tune_mlp checkpoint: {name} is missing")

@@ -81,12 +81,12 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
 
 
 def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
-    from tune_mlp.search.results import search_root
+    from tune_mlp.search.results import experiment_uri, search_root
     from tune_mlp.search.tuner import run_search, write_best
 
     results = run_search(options, plan)
     best = write_best(results)
-    root = search_root(results.experiment_path)
+    root = search_root(experiment_uri(results))
     summary = json.loads(storage.read_text(root, BEST_FILE))
     record = SearchRecord.load(root) or SearchRecord()
     ended = ""

@@ -50,6 +50,11 @@ def load_results(experiment_dir: str | Path, record: SearchRecord | None = None)
                 "`python -m tune_mlp.search` printed, e.g. ray_results/<name>"
             )
         path = str(local.resolve())
+    elif not storage.is_experiment(path):
+        raise ExperimentError(
+            f"{path} is not a Ray Tune experiment (no experiment_state-*.json there): give the URI that "
+            "`python -m tune_mlp.search` printed, e.g. s3://bucket/ray_results/<name>"
+        )
     record = record or SearchRecord.load(path) or SearchRecord()
     # ExperimentAnalysis is what Tuner.restore(...).get_results() wraps, without restoring a trainable.
     analysis = tune.ExperimentAnalysis(path, default_metric=record.metric, default_mode=record.mode)
@@ -95,7 +100,7 @@ def best_result(results: Iterable[Any], metric: str = METRIC, mode: str = MODE) 
             if score is None or not is_better(float(score), best.score if best else None, mode):
                 continue
             best = BestResult(
-                metric, mode, float(score), int(metrics.get("epoch", 0)), checkpoint.path,
+                metric, mode, float(score), int(metrics.get("epoch", 0)), checkpoint_uri(checkpoint),
                 dict(result.config), metrics.get("trial_id", ""),
             )  # fmt: skip
     if best is None:
@@ -104,6 +109,16 @@ def best_result(results: Iterable[Any], metric: str = METRIC, mode: str = MODE) 
             "look at the trials' errors with --verbose, or run a new search"
         )
     return best
+
+
+def checkpoint_uri(checkpoint: Any) -> str:
+    """A Ray checkpoint's folder as a local path or a URI (Ray gives ``bucket/key`` on its filesystem)."""
+    return storage.to_uri(checkpoint.filesystem, checkpoint.path)
+
+
+def experiment_uri(results: tune.ResultGrid) -> str:
+    """Where a ResultGrid's experiment lives, as a local path or a URI."""
+    return storage.to_uri(results.filesystem, results.experiment_path)
 
 
 def trial_status(metrics: dict[str, Any], error: Exception | None) -> str:
@@ -178,6 +193,6 @@ def _trial_row(result: Any, record: SearchRecord, budget_stopped: set[str] = fro
         record.metric: best,
         "epochs": int(last["epoch"]),
         "training_seconds": float(last.get("time_total_s", frame["epoch_seconds"].sum())),
-        "checkpoint": checkpoints[0][0].path if checkpoints else None,
+        "checkpoint": checkpoint_uri(checkpoints[0][0]) if checkpoints else None,
         **config,
     }

@@ -37,7 +37,7 @@ from tune_mlp.search.budget import (
 from tune_mlp.search.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
 from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan, trial_slots
-from tune_mlp.search.results import BestResult, ExperimentError, best_result, load_search, search_root
+from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
 from tune_mlp.search.space import sampled_keys
 from tune_mlp.search.sweep import SearchPlan, keys_line
 from tune_mlp.search.trainable import train_mlp
@@ -290,7 +290,7 @@ def _finish_part(path: str, part: Part, budget: str | None) -> None:
 
 def write_best(results: tune.ResultGrid) -> BestResult:
     """The best epoch of the whole search (every part), written to ``best.json`` at its root (local path or URI)."""
-    root = search_root(results.experiment_path)
+    root = search_root(experiment_uri(results))
     record, every = load_search(root)
     last = record.parts[-1] if record.parts else {}
     try:
