@@ -1,10 +1,11 @@
-"""A real two-node Ray cluster on 127.0.0.1 for the `cluster` tests, stopped by process id.
+"""A real Ray cluster of N nodes on 127.0.0.1 for the `cluster` tests, stopped by process id.
 
-`two_node_cluster()` starts a head and a worker node on this machine (one CPU each) with `ray start`, in their
-own temp dir, on free ports, with token authentication and a fresh token that only the tests know (it is
-passed in RAY_AUTH_TOKEN, so ~/.ray/auth_token is neither read nor written). At the end it stops exactly
-the processes it started, by process id: `ray stop` would kill every Ray process on the machine, a
-developer's own cluster included. Test modules wrap it in a module-scoped fixture (one cluster per module).
+`node_cluster(n)` (and `two_node_cluster()`) starts a head and n - 1 worker nodes on this machine (one CPU
+each) with `ray start`, each in its own temp dir, on free ports, with token authentication and a fresh token
+that only the tests know (it is passed in RAY_AUTH_TOKEN, so ~/.ray/auth_token is neither read nor written).
+At the end it stops exactly the processes it started, by process id: `ray stop` would kill every Ray process
+on the machine, a developer's own cluster included. Test modules wrap it in a module-scoped fixture (one
+cluster per module).
 """
 
 from __future__ import annotations
@@ -172,9 +173,20 @@ def data_missing() -> str | None:
 @contextmanager
 def two_node_cluster() -> Iterator[Cluster]:
     """A head and a worker node on 127.0.0.1 with one CPU each, token auth on; always stopped at the end."""
+    with node_cluster(2) as cluster:
+        yield cluster
+
+
+@contextmanager
+def node_cluster(nodes: int, env: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """A head and ``nodes - 1`` worker nodes on 127.0.0.1, one CPU each, token auth on; always stopped at the end.
+
+    ``env``: more environment for every node and client (e.g. an S3 endpoint and its credentials: a node's
+    workers inherit its environment, as on a real cluster where each node is started with them).
+    """
     tmp = Path(tempfile.mkdtemp(prefix="tmcl-", dir="/tmp"))  # short: Ray's socket paths must stay < 108 chars
     token = secrets.token_hex(32)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "WANDB_"))}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "WANDB_"))} | (env or {})
     env.pop("TUNE_MLP_DATA_DIR", None)
     env |= {
         "RAY_AUTH_MODE": "token",
@@ -191,7 +203,8 @@ def two_node_cluster() -> Iterator[Cluster]:
             ["--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port), "--dashboard-host", "127.0.0.1",
              "--dashboard-port", str(dashboard_port), "--ray-client-server-port", str(_free_port())],
         )  # fmt: skip
-        result.start_worker()
+        for _ in range(nodes - 1):
+            result.start_worker()
         yield result
     finally:
         result.stop()
