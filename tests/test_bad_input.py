@@ -13,11 +13,14 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from s3_server import S3Server, s3_server
 
 from tune_mlp.mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
@@ -37,7 +40,20 @@ MNIST = ["-m", "tune_mlp.study.mnist_configs", "--no-progress", "--epochs", "1"]
 EXPORT = ["-m", "tune_mlp.export"]
 PREDICT = ["-m", "tune_mlp.predict"]
 
-# (id, command + arguments ({root}: this module's folder), "error" or "usage", a fragment of the error line)
+# The S3 cases' environment: the server, credentials that are nobody's, and no other place to look for them.
+S3_ENV = {
+    "AWS_ENDPOINT_URL": "{s3}",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "{secret}",
+    "AWS_REGION": "us-east-1",
+    "AWS_SHARED_CREDENTIALS_FILE": "{root}/no-credentials",
+    "AWS_CONFIG_FILE": "{root}/no-config",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+SECRET = "bad-input-secret-0123456789"  # must appear in no output
+
+# (id, command + arguments ({root}: this module's folder), "error" or "usage", a fragment of the error line
+#  [, environment])
 CASES = [
     ("search-samples-0", SEARCH + ["--samples", "0"], "usage", "argument --samples: invalid value 0 (must be >= 1)"),
     ("search-cpus-0", SEARCH + ["--cpus-per-trial", "0"], "usage", "argument --cpus_per_trial: invalid value 0"),
@@ -89,6 +105,17 @@ CASES = [
     ("predict-not-a-model", PREDICT + ["{root}/not-an-experiment", "{root}/not-an-experiment"], "error",
      "is not a tune_mlp model"),
     ("predict-no-images", PREDICT + ["{root}/smoke", "{root}/empty"], "error", "empty"),
+    # S3 storage (a moto server, tests/s3_server.py; {s3} its address, {down} a port nothing listens on), checked
+    # before Ray starts; the fifth item is the environment the case runs with.
+    ("search-s3-server-down", SEARCH + ["--storage-path", "s3://results/ray_results"], "error",
+     "cannot reach the storage server (http://127.0.0.1:", S3_ENV | {"AWS_ENDPOINT_URL": "{down}"}),
+    ("search-s3-no-bucket", SEARCH + ["--storage-path", "s3://no-such-bucket/ray_results"], "error",
+     "bucket no-such-bucket does not exist at http://127.0.0.1:", S3_ENV),
+    ("search-s3-no-credentials", SEARCH + ["--storage-path", "s3://results/ray_results"], "error",
+     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+     {key: value for key, value in S3_ENV.items() if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}),
+    ("search-s3-secret-in-uri", SEARCH + ["--storage-path", "s3://AKIAEXAMPLE:{secret}@results/ray_results"], "error",
+     "--storage-path s3://results/ray_results: give the endpoint and credentials in the environment", S3_ENV),
 ]  # fmt: skip
 
 
@@ -140,18 +167,58 @@ def _error_line(stderr: str, shape: str, prog: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("command", "shape", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """A real S3 server with one bucket, ``results``, for the cases that name ``{s3}``."""
+    pytest.importorskip("moto", reason="moto (the S3 server) is not installed")
+    pytest.importorskip("boto3", reason="boto3 (to read the bucket) is not installed")
+    with s3_server() as server:
+        server.client().create_bucket(Bucket="results")
+        yield server
+
+
+def _bucket_snapshot(s3: S3Server) -> dict[str, list[str]]:
+    buckets = [bucket["Name"] for bucket in s3.client().list_buckets()["Buckets"]]
+    return {bucket: s3.keys(bucket) for bucket in buckets}
+
+
+@pytest.mark.parametrize(
+    ("command", "shape", "fragment", "case_env"), [(*c[1:4], c[4] if len(c) > 4 else {}) for c in CASES],
+    ids=[c[0] for c in CASES],
+)  # fmt: skip
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
-    root: Path, command: list[str], shape: str, fragment: str
+    root: Path, command: list[str], shape: str, fragment: str, case_env: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
-    args = [arg.replace("{root}", str(root)) for arg in command]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "WANDB_", "TUNE_MLP_"))}
+    s3 = request.getfixturevalue("s3") if case_env else None
+    places = {"{root}": str(root), "{secret}": SECRET}
+    if s3:
+        places |= {"{s3}": s3.endpoint, "{down}": f"http://127.0.0.1:{_closed_port()}"}
+
+    def fill(text: str) -> str:
+        for name, value in places.items():
+            text = text.replace(name, value)
+        return text
+
+    args = [fill(arg) for arg in command]
+    prefixes = ("RAY_", "WANDB_", "TUNE_MLP_", "AWS_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env |= {key: fill(value) for key, value in case_env.items()}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    before = _snapshot(root)
+    before, bucket_before = _snapshot(root), _bucket_snapshot(s3) if s3 else None
     ran = subprocess.run([sys.executable, *args], cwd=root / "cwd", env=env, capture_output=True, text=True,
                          timeout=240)  # fmt: skip
     assert ran.returncode == 2, f"exit {ran.returncode}\nstdout:\n{ran.stdout[-2000:]}\nstderr:\n{ran.stderr[-4000:]}"
     line = _error_line(ran.stderr, shape, f"python -m {args[1]}")
-    assert fragment.replace("{root}", str(root)) in line, line
+    assert fill(fragment) in line, line
     assert ran.stdout == "", ran.stdout
+    assert SECRET not in ran.stderr
     assert _snapshot(root) == before  # nothing written, moved or removed: not even an empty folder
+    if s3:
+        assert _bucket_snapshot(s3) == bucket_before  # nor in the object storage: no object, no bucket
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

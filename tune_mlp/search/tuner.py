@@ -60,7 +60,20 @@ def base_config(space: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict({key: value for key, value in space.items() if key not in sampled_keys(space)})
 
 
+# Ray Tune (2.60, ray.tune.execution.class_cache) copies these from the driver's environment into every trial
+# actor's runtime env, and each node's runtime-env agent writes runtime envs to runtime_env_agent.log in clear
+# text. Each node reads its own credentials where it was started (docs/cluster.md), so nothing is lost.
+AWS_SECRETS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"})
+
+
+def _no_aws_secrets_in_runtime_envs() -> None:
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - AWS_SECRETS
+
+
 def init_ray(options: SearchOptions) -> None:
+    _no_aws_secrets_in_runtime_envs()
     quiet = {} if options.verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
     address = options.address or os.environ.get("RAY_ADDRESS")
     # W&B's logging actors run in Ray workers, which take their environment from the job, not
