@@ -24,14 +24,15 @@ pytestmark = pytest.mark.cluster
 BUCKET = "tune-results"
 NAME = "four-nodes"
 URI = f"s3://{BUCKET}/ray_results/{NAME}"
-EPOCHS = 2  # --smoke-test: two trials of two epochs on 3,000 examples
-# ~5 s an epoch on one core even on the smoke slice, so the kill lands while the worker's trial trains its
-# second epoch (its first is reported and checkpointed in the bucket).
-SLOW_SPACE = """\
+EPOCHS = 3  # grace period = max_t: ASHA stops no trial early, so the lost trial has epochs left to resume
+# ~3 s an epoch on one core over the training split: the worker's trial is still training after it has reported
+# (and checkpointed to the bucket) its first epoch, so the kill lands mid-trial. (--smoke-test's slice would be
+# cheaper, but its ASHA grace period of 1 may stop the worker's trial after its first epoch.)
+SPACE = """\
 parameters:
-  num_layers: {value: 4}
-  hidden_size: {value: 2048}
-  batch_size: {value: 16}
+  num_layers: {value: 2}
+  hidden_size: {value: 512}
+  batch_size: {value: 32}
   optimizer: {value: adam}
   learning_rate: {values: [0.001, 0.0003]}
 """
@@ -83,11 +84,12 @@ def _bucket_text(s3: S3Server, key: str) -> str:
 
 def test_lost_node_resumes_from_the_bucket(cluster: Cluster, s3: S3Server, tmp_path: Path) -> None:
     """SIGKILL the worker node training a trial: it goes on elsewhere from its checkpoint in the bucket."""
-    space = cluster.tmp / "slow_space.yaml"
-    space.write_text(SLOW_SPACE)
+    space = cluster.tmp / "space.yaml"
+    space.write_text(SPACE)
     command = [
-        sys.executable, "-m", "tune_mlp.search", "--address", cluster.gcs_address, "--smoke-test", "--no_wandb",
-        "--storage-path", f"s3://{BUCKET}/ray_results", "--name", NAME, "--concurrency", "2",
+        sys.executable, "-m", "tune_mlp.search", "--address", cluster.gcs_address, "--no_wandb", "--samples", "2",
+        "--concurrency", "2", "--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS),
+        "--storage-path", f"s3://{BUCKET}/ray_results", "--name", NAME,
         "--data-dir", str(DATA_DIR), "--space", str(space),
     ]  # fmt: skip
     log = cluster.tmp / "search.log"
@@ -117,9 +119,11 @@ def test_lost_node_resumes_from_the_bucket(cluster: Cluster, s3: S3Server, tmp_p
     assert any(key.startswith("experiment_state-") for key in keys), sorted(keys)
     trials = sorted({key.split("/")[0] for key in keys if key.startswith("trial_")})
     assert len(trials) == 2 and lost in trials, f"trials in the bucket {trials}, lost {lost}"
-    for trial in trials:
-        for index in range(EPOCHS):
-            assert f"{trial}/checkpoint_{index:06d}/weights.npz" in keys, f"{trial} epoch {index + 1}: {sorted(keys)}"
+    for trial in trials:  # every epoch of both trials, the lost one's included (all kept: num_to_keep >= EPOCHS)
+        epochs = sorted({row["epoch"] for row in _rows(_bucket_text(s3, f"{prefix}{trial}/result.json"))})
+        assert epochs == list(range(1, EPOCHS + 1)), f"{trial}: epochs {epochs}"
+        for epoch in epochs:
+            assert f"{trial}/checkpoint_{epoch - 1:06d}/weights.npz" in keys, f"{trial} epoch {epoch}: {sorted(keys)}"
 
     # The lost trial: its first epoch on the killed worker, then resumed on another node from that checkpoint.
     rows = _rows(_bucket_text(s3, f"{prefix}{lost}/result.json"))
