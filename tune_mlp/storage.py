@@ -23,6 +23,8 @@ import pyarrow.fs
 
 from tune_mlp.errors import UserInputError
 
+LOCAL = pyarrow.fs.LocalFileSystem()
+
 
 class StorageError(UserInputError, ValueError):
     """A storage path that cannot hold experiments (a file, not writable)."""
@@ -112,11 +114,16 @@ def is_experiment(path: str) -> bool:
 @contextmanager
 def local_copy(uri: str) -> Iterator[Path]:
     """The folder at ``uri`` downloaded into a temporary folder, removed at the end of the block."""
-    fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
-    if fs.get_file_info(folder).type != pyarrow.fs.FileType.Directory:
-        raise StorageError(f"{uri} does not exist (or is not a folder)")
     with tempfile.TemporaryDirectory(prefix="tune_mlp-") as local:
-        pyarrow.fs.copy_files(folder, local, source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem())
+        try:
+            fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
+            found = fs.get_file_info(folder).type == pyarrow.fs.FileType.Directory
+            if found:
+                pyarrow.fs.copy_files(folder, local, source_filesystem=fs, destination_filesystem=LOCAL)
+        except (OSError, ValueError) as error:  # pyarrow.ArrowInvalid is a ValueError
+            raise StorageError(f"{uri}: {_reason(error)}") from None
+        if not found:
+            raise StorageError(f"{uri} does not exist (or is not a folder)")
         yield Path(local)
 
 
