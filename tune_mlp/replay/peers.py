@@ -1,0 +1,100 @@
+"""The searchers and schedulers the replay compares, built as a search run would build them.
+
+Each entry of ``PEERS`` makes a fresh (searcher, scheduler) pair for one replay from a ``Setting``: the
+worker count (Tune's ``max_concurrent_trials``: a ``ConcurrencyLimiter``), the seed, the trial length
+``max_t``, and ``startup``: random trials before the model takes over (None: the library's own default).
+
+    ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it (6), + ASHA (grace 3, eta 3)
+    ours-rung   the same TPE told each stopped trial's score at its rung, ranked against peers at that rung
+    random      a random searcher + ASHA (same rungs)
+    optuna      Ray's OptunaSearch: Optuna's TPESampler (multivariate, constant liar: Optuna 5's defaults) + ASHA
+    bohb        TuneBOHB + HyperBandForBOHB (eta 3), BOHB's own concurrency count (paused trials free a slot)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB, TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search.sample import Domain
+
+OUR_STARTUP = 6  # --initial-points' default in the search CLI
+GRACE, ETA = 3, 3  # --grace-period, --reduction-factor
+
+
+@dataclass(frozen=True)
+class Setting:
+    workers: int
+    seed: int
+    max_t: int  # ASHA's max_t: the table's epochs
+    startup: int | None = None  # random start-up trials; None: each library's default
+    scheduler: str = "asha"  # "asha" or "fifo" (tables without learning curves)
+
+
+class RandomSearcher(Searcher):
+    """Independent draws from the space's domains with a seeded generator (Tune's random search)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self._rng = np.random.default_rng(seed)
+        self._space: dict[str, Any] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        self._metric, self._mode, self._space = metric, mode, config
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        seed = int(self._rng.integers(2**31))
+        return {k: v.sample(random_state=seed + i) if isinstance(v, Domain) else v
+                for i, (k, v) in enumerate(self._space.items())}  # fmt: skip
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+
+def _scheduler(setting: Setting) -> TrialScheduler:
+    if setting.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="epoch", max_t=setting.max_t, grace_period=min(GRACE, setting.max_t),
+                         reduction_factor=ETA)  # fmt: skip
+
+
+def ours(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    from tune_mlp.extend import WarmHyperOptSearch
+
+    startup = OUR_STARTUP if setting.startup is None else setting.startup
+    tpe = WarmHyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed)
+    return ConcurrencyLimiter(tpe, max_concurrent=setting.workers), _scheduler(setting)
+
+
+def random(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    return ConcurrencyLimiter(RandomSearcher(setting.seed), max_concurrent=setting.workers), _scheduler(setting)
+
+
+def optuna(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    import optuna as ot
+    from ray.tune.search.optuna import OptunaSearch
+
+    ot.logging.set_verbosity(ot.logging.WARNING)
+    startup = {} if setting.startup is None else {"n_startup_trials": setting.startup}
+    sampler = ot.samplers.TPESampler(seed=setting.seed, **startup)  # Optuna 5: multivariate, constant liar
+    return ConcurrencyLimiter(OptunaSearch(sampler=sampler), max_concurrent=setting.workers), _scheduler(setting)
+
+
+def bohb(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    import logging
+
+    from ray.tune.search.bohb import TuneBOHB
+
+    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    config = {} if setting.startup is None else {"min_points_in_model": max(setting.startup, 2)}
+    searcher = TuneBOHB(bohb_config=config, seed=setting.seed, max_concurrent=setting.workers)
+    if setting.scheduler == "fifo":
+        return searcher, FIFOScheduler()
+    return searcher, HyperBandForBOHB(time_attr="epoch", max_t=setting.max_t, reduction_factor=ETA)
+
+
+PEERS = {"ours": ours, "random": random, "optuna": optuna, "bohb": bohb}
