@@ -133,8 +133,7 @@ def load_table(path: str | Path, partial: bool = False) -> Table:
         diverged = not math.isfinite(curve[length]["train_loss"]) or not math.isfinite(curve[length]["val_loss"])
         if sorted(curve) != list(range(1, length + 1)) or (length < _longest(runs) and not diverged):
             raise TableError(
-                f"{path}: config {config_id} seed {seed} has epochs {sorted(curve)}, not 1..{_longest(runs)}; "
-                f"{REMAKE}"
+                f"{path}: config {config_id} seed {seed} has epochs {sorted(curve)}, not 1..{_longest(runs)}; {REMAKE}"
             )
     seeds_of: dict[int, set[int]] = {}
     for config_id, seed in runs:

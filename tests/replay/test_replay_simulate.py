@@ -1,0 +1,103 @@
+"""The simulator replays a hand-made table with two workers exactly: real HyperOpt (its points first) and
+real ASHA, every event in order, which trials ASHA stops, and the regret; the random floor by brute force."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+
+from tune_mlp.extend import WarmHyperOptSearch
+from tune_mlp.replay.floor import expected_best_test, outcomes, random_floor
+from tune_mlp.replay.simulate import _max_pending, optimum, simulate, time_to_near
+from tune_mlp.replay.table import CURVE_COLUMNS, load_table
+
+# config id: (hidden_size, optimizer, val accuracy per epoch, seconds per epoch, test = val + this)
+CURVES = {
+    0: (64, "sgd", [0.50, 0.60, 0.65, 0.70], 1.0, -0.01),
+    1: (64, "adam", [0.70, 0.80, 0.85, 0.88], 2.0, -0.01),
+    2: (128, "sgd", [0.40, 0.45, 0.50, 0.52], 1.5, -0.01),
+    3: (128, "adam", [0.75, 0.82, 0.86, 0.87], 1.0, 0.005),
+}
+
+
+def write_table(path: Path, curves: dict = CURVES, seeds: tuple[int, ...] = (0,)) -> Path:
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["hidden_size", "optimizer", *CURVE_COLUMNS])
+        for seed in seeds:
+            for config_id, (size, optimizer, vals, seconds, shift) in curves.items():
+                for epoch, val in enumerate(vals, start=1):
+                    test = round(val + shift + 0.001 * seed, 6)
+                    writer.writerow([size, optimizer, config_id, seed, epoch, 1 - val, val, 1 - val, val, 1 - test,
+                                     test, seconds, 0.0])  # fmt: skip
+    return path
+
+
+def test_two_workers_replay_exactly(tmp_path: Path) -> None:
+    table = load_table(write_table(tmp_path / "tiny.csv.gz"))
+    points = [{"hidden_size": CURVES[i][0], "optimizer": CURVES[i][1]} for i in range(4)]
+    searcher = ConcurrencyLimiter(WarmHyperOptSearch(points_to_evaluate=points, random_state_seed=0), max_concurrent=2)
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=4, grace_period=1, reduction_factor=2)
+    space = {"hidden_size": tune.choice([64, 128]), "optimizer": tune.choice(["sgd", "adam"])}
+    run = simulate(table, searcher, scheduler, space=space, workers=2, samples=4, seed=0)
+
+    assert [(t, trial, what) for t, trial, what in run.events] == [
+        (0.0, "00000", "start"), (0.0, "00001", "start"),
+        (1.0, "00000", "result 1 CONTINUE"),  # alone at rung 1: its own cutoff
+        (2.0, "00001", "result 1 CONTINUE"),  # same time as trial 0's epoch 2, but its epoch was queued first
+        (2.0, "00000", "result 2 CONTINUE"),
+        (3.0, "00000", "result 3 CONTINUE"),
+        (4.0, "00001", "result 2 CONTINUE"),
+        (4.0, "00000", "result 4 STOP"), (4.0, "00000", "done"),  # max_t: ASHA says STOP, the run is complete
+        (4.0, "00002", "start"),
+        (5.5, "00002", "result 1 STOP"), (5.5, "00002", "stop"),  # 0.40 < median(0.50, 0.70, 0.40) at rung 1
+        (5.5, "00003", "start"),
+        (6.0, "00001", "result 3 CONTINUE"),
+        (6.5, "00003", "result 1 CONTINUE"),
+        (7.5, "00003", "result 2 CONTINUE"),  # 0.82 >= median(0.60, 0.80, 0.82) at rung 2
+        (8.0, "00001", "result 4 STOP"), (8.0, "00001", "done"),
+        (8.5, "00003", "result 3 CONTINUE"),
+        (9.5, "00003", "result 4 STOP"), (9.5, "00003", "done"),
+    ]  # fmt: skip
+    assert run.ended == {"00000": ("DONE", 4), "00001": ("DONE", 4), "00002": ("STOP", 1), "00003": ("DONE", 4)}
+    assert [r.row for r in run.reports[:2]] == [0, 1]
+    best, row, length = optimum(table)
+    assert (best, row, length) == (pytest.approx(0.875), 3, 4)  # config 3's test is 0.005 over its validation
+    picked = run.picked()
+    assert (picked.trial_id, picked.epoch, picked.val) == ("00001", 4, 0.88)  # best validation, worse test
+    assert best - picked.test == pytest.approx(0.005)
+    assert best - run.picked(until=7.9).test == pytest.approx(0.875 - 0.84)  # trial 1 epoch 3 leads until 8.0
+    assert time_to_near(run, best, near=0.006) == 8.0
+    assert run.duration == 9.5
+
+
+def test_max_pending_is_the_concurrency_limit() -> None:
+    # Ray 2.60 TuneController._get_max_pending_trials: a ConcurrencyLimiter's limit, else 1 for a Searcher
+    assert _max_pending(ConcurrencyLimiter(WarmHyperOptSearch(), max_concurrent=7)) == 7
+    assert _max_pending(WarmHyperOptSearch()) == 1
+
+
+def test_random_floor_is_brute_force(tmp_path: Path) -> None:
+    curves = {
+        0: (64, "sgd", [0.50, 0.61], 1.0, -0.01),
+        1: (64, "adam", [0.70, 0.60], 1.0, 0.02),  # best validation at epoch 1
+        2: (128, "sgd", [0.40, 0.66], 1.0, -0.03),
+    }
+    table = load_table(write_table(tmp_path / "floor.csv.gz", curves, seeds=(0, 1)))
+    val, test = outcomes(table, (1, 2))
+    assert len(val) == 3 * 2 * 2  # configs x seeds x trial lengths
+    for n in (1, 2, 3):
+        brute = np.mean([test[max(draw, key=lambda i: (val[i], -i))] if len(set(val[list(draw)])) == len(draw)
+                         else np.mean(test[[i for i in draw if val[i] == val[list(draw)].max()]])
+                         for draw in itertools.product(range(len(val)), repeat=n)])  # fmt: skip
+        assert expected_best_test(val, test, n) == pytest.approx(brute)
+    best = optimum(table, (1, 2))[0]
+    assert random_floor(table, 1, best, (1, 2)) == pytest.approx(best - test.mean())
