@@ -85,7 +85,11 @@ def replay_one(case: Case, searcher: str, workers: int, seed: int) -> Outcome:
 @contextlib.contextmanager
 def _quiet():
     """hpbandster prints its KDE's state to stdout and the searchers warn per trial: keep the report readable."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         for name in ("hpbandster", "ray.tune", "optuna"):
             logging.getLogger(name).setLevel(logging.ERROR)

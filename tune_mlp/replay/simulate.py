@@ -210,6 +210,7 @@ class Replayer:
         if not np.isfinite(val):  # the trainable stops a diverged trial itself
             done = True
         if decision == TrialScheduler.STOP or done:
+            result["done"] = True  # as Tune marks a stopped trial's last result
             self.scheduler.on_trial_complete(self, trial, result)
             self.searcher.on_trial_complete(trial.trial_id, result=result)
             self._terminate(trial, "stop" if decision == TrialScheduler.STOP and not done else "done")
