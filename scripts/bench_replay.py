@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the study table at 2 and 8 workers, 30 seeds")
     parser.add_argument("--tables", nargs="+", default=None,
-                        help="study, a table file, hpolib, hpobench, or bench/dataset (default: study and all external)")  # fmt: skip
+                        help="study, a table file, hpolib, hpobench, bench/dataset (default: all)")  # fmt: skip
     parser.add_argument("--space", default="study", help="the space of a curve table (default: study)")
     parser.add_argument("--table-file", type=Path, default=TABLES_DIR / "study.csv.gz", help="the study table")
     parser.add_argument("--partial", action="store_true", help="read a table still being made (its finished seeds)")

@@ -14,10 +14,10 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from tune_mlp.extend import WarmHyperOptSearch
 from tune_mlp.replay.floor import expected_best_test, outcomes, random_floor
 from tune_mlp.replay.simulate import _max_pending, optimum, simulate, time_to_near
 from tune_mlp.replay.table import CURVE_COLUMNS, load_table
+from tune_mlp.search.extend import WarmHyperOptSearch
 
 # config id: (hidden_size, optimizer, val accuracy per epoch, seconds per epoch, test = val + this)
 CURVES = {

@@ -268,7 +268,7 @@ def curve_case(path: str, space: str, partial: bool = False) -> Case:
 
     from tune_mlp.replay.surrogate import NearestConfig
     from tune_mlp.replay.table import load_table
-    from tune_mlp.sweep import load_sweep
+    from tune_mlp.search.sweep import load_sweep
 
     table = load_table(path, partial=partial)
     tune_space = load_sweep(space).space.tune_space()

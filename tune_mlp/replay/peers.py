@@ -63,7 +63,7 @@ def _scheduler(setting: Setting) -> TrialScheduler:
 
 
 def ours(setting: Setting) -> tuple[Searcher, TrialScheduler]:
-    from tune_mlp.extend import WarmHyperOptSearch
+    from tune_mlp.search.extend import WarmHyperOptSearch
 
     startup = OUR_STARTUP if setting.startup is None else setting.startup
     tpe = WarmHyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed)
