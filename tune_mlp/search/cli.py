@@ -24,6 +24,8 @@ from tune_mlp.records import BEST_FILE, SearchRecord
 from tune_mlp.search.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
 from tune_mlp.search.lock import driver_lock
 from tune_mlp.search.options import SearchOptions, experiment_name, search_plan
+from tune_mlp.search.peers import check_searcher
+from tune_mlp.search.peers import describe as describe_searcher
 from tune_mlp.search.sweep import SearchPlan, describe_plan
 
 
@@ -59,10 +61,13 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
     if options.time_budget:
         parse_duration(options.time_budget)  # a bad budget, like a bad sweep file, stops before anything loads
     plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
+    check_searcher(options, plan)
     if options.dry_run:
         print(describe_plan(plan, options.initial_points, options.seed))
         at_once = options.concurrency or "as many as the cluster's CPUs and GPUs fit"
         print(f"per trial: cpus {options.cpus_per_trial}, gpus {options.gpus_per_trial:g}; trials at once: {at_once}")
+        if options.searcher != "hyperopt" and plan.searcher == "hyperopt_tpe":
+            print(f"searcher: --searcher {options.searcher} -> {describe_searcher(options.searcher, options.seed)}")
         if options.time_budget:
             share = f"{FULL_TRIAL_SHARE:.0%}"
             print(f"time budget: {options.time_budget}; max_t is fitted to it when the data is loaded "

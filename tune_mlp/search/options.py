@@ -14,6 +14,7 @@ from pathlib import Path
 from tune_mlp import storage
 from tune_mlp.config import MODES, REPORTED_METRICS, bounded, choice
 from tune_mlp.errors import UserInputError
+from tune_mlp.search.peers import SEARCHERS
 from tune_mlp.search.sweep import SearchPlan, load_sweep, plan_search
 from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
@@ -47,6 +48,7 @@ class SearchOptions:
     trials_per_actor: int = bounded(4, 0)  # trials per worker process before a fresh one (0: never): flat memory
     concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
     initial_points: int = bounded(6, 1)  # random trials before TPE takes over
+    searcher: str = choice("hyperopt", SEARCHERS)  # hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random
     max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
     seed: int = 0  # the searcher's seed
     metric: str | None = choice(None, tuple(REPORTED_METRICS))  # what all parts select by (default: the file's)

@@ -37,6 +37,7 @@ from tune_mlp.search.budget import (
 from tune_mlp.search.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
 from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
 from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan, trial_slots
+from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
 from tune_mlp.search.space import sampled_keys
 from tune_mlp.search.sweep import SearchPlan, keys_line
@@ -103,6 +104,8 @@ def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], p
     searcher = None  # random draws, every grid combination, or one config of constants repeated
     if plan.searcher == "random" and points:
         searcher = BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
+    elif plan.searcher == "hyperopt_tpe" and options.searcher != "hyperopt" and sampled_keys(space):
+        searcher = peer_searcher(options.searcher, options.seed, _concurrency(options))  # random: None
     elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
         tpe = WarmHyperOptSearch(
             points_to_evaluate=points or None,
@@ -118,6 +121,8 @@ def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], p
 
 def _scheduler(options: SearchOptions, part: Part) -> ASHAScheduler:
     """ASHA on epochs, with the plan's max_t / grace / reduction (the file's hyperband or the flags)."""
+    if options.searcher == "bohb":
+        return bohb_scheduler(options.max_epochs, options.reduction_factor)
     scheduler = ASHAScheduler(
         time_attr="epoch",
         max_t=options.max_epochs,

@@ -1,0 +1,44 @@
+"""``--searcher``: the peers the replay compares are one flag away, said in --dry-run, refused in one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tune_mlp.errors import UserInputError
+from tune_mlp.search import peers
+
+
+def _search(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tune_mlp.search", *args], capture_output=True, text=True)
+
+
+def test_dry_run_says_what_runs() -> None:
+    out = _search("--space", "study", "--searcher", "optuna", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "searcher: --searcher optuna -> OptunaSearch (Optuna TPE, multivariate, constant liar; seed 0)" in out.stdout
+    bohb = _search("--space", "study", "--searcher", "bohb", "--dry-run", "--seed", "3")
+    assert "TuneBOHB (seed 3) with HyperBandForBOHB instead of HyperOpt and ASHA" in bohb.stdout
+
+
+def test_a_missing_peer_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "optuna" else real(name))
+    with pytest.raises(UserInputError, match=r"^--searcher optuna needs optuna: pip install 'tune_mlp\[peers\]'$"):
+        peers.check_installed("optuna")
+    peers.check_installed("bohb")  # installed here
+
+
+def test_peer_searchers_are_the_real_ones() -> None:
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.bohb import TuneBOHB
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna = peers.peer_searcher("optuna", seed=1, concurrency=3)
+    assert isinstance(optuna, ConcurrencyLimiter) and isinstance(optuna.searcher, OptunaSearch)
+    assert optuna.max_concurrent == 3
+    assert isinstance(peers.peer_searcher("bohb", seed=1, concurrency=3), TuneBOHB)
+    assert peers.peer_searcher("random", seed=1, concurrency=3) is None
