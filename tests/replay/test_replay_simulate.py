@@ -101,3 +101,22 @@ def test_random_floor_is_brute_force(tmp_path: Path) -> None:
         assert expected_best_test(val, test, n) == pytest.approx(brute)
     best = optimum(table, (1, 2))[0]
     assert random_floor(table, 1, best, (1, 2)) == pytest.approx(best - test.mean())
+
+
+def test_tpe_waits_for_scored_trials() -> None:
+    """With 8 trials running and none scored, n_initial_points=6 still draws at random (HyperOpt alone would
+    fit TPE on six running trials from the seventh on): the same draws as a searcher that is random throughout."""
+    space = {"hidden_size": tune.choice([64, 128, 256, 512]), "optimizer": tune.choice(["sgd", "adam", "nadam"]),
+             "learning_rate": tune.loguniform(1e-4, 1e-1)}  # fmt: skip
+
+    def draws(initial: int) -> list[dict]:
+        searcher = WarmHyperOptSearch(n_initial_points=initial, random_state_seed=5)
+        searcher.set_search_properties("val_accuracy", "max", space)
+        return [searcher.suggest(str(i)) for i in range(8)]
+
+    assert draws(6) == draws(100)
+    warm = [{"trial_id": "a", "config": draws(100)[0], "reward": 0.8}, {"trial_id": "b", "config": draws(100)[1],
+            "reward": 0.7}]  # fmt: skip
+    searcher = WarmHyperOptSearch(n_initial_points=2, random_state_seed=5, evaluated=warm)
+    searcher.set_search_properties("val_accuracy", "max", space)
+    assert searcher.suggest("0") != draws(100)[0]  # two scored (warm) trials: TPE from the first suggestion

@@ -4,8 +4,9 @@ Each entry of ``PEERS`` makes a fresh (searcher, scheduler) pair for one replay 
 worker count (Tune's ``max_concurrent_trials``: a ``ConcurrencyLimiter``), the seed, the trial length
 ``max_t``, and ``startup``: random trials before the model takes over (None: the library's own default).
 
-    ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it (6), + ASHA (grace 3, eta 3)
-    ours-rung   the same TPE told each stopped trial's score at its rung, ranked against peers at that rung
+    ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it (6) counted in scored trials,
+                + ASHA (grace 3, eta 3)
+    ours-before the same, with HyperOpt's own start-up count (every suggested trial counts): before #18
     random      a random searcher + ASHA (same rungs)
     optuna      Ray's OptunaSearch: Optuna's TPESampler (multivariate, constant liar: Optuna 5's defaults) + ASHA
     bohb        TuneBOHB + HyperBandForBOHB (eta 3), BOHB's own concurrency count (paused trials free a slot)
@@ -70,6 +71,17 @@ def ours(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     return ConcurrencyLimiter(tpe, max_concurrent=setting.workers), _scheduler(setting)
 
 
+def ours_before(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    """Ours as it was before the replay: HyperOpt's own start-up count (running trials count)."""
+    import functools
+
+    from hyperopt import tpe as hyperopt_tpe
+
+    limiter, scheduler = ours(setting)
+    limiter.searcher.algo = functools.partial(hyperopt_tpe.suggest, **limiter.searcher.algo.keywords)
+    return limiter, scheduler
+
+
 def random(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     return ConcurrencyLimiter(RandomSearcher(setting.seed), max_concurrent=setting.workers), _scheduler(setting)
 
@@ -97,4 +109,4 @@ def bohb(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     return searcher, HyperBandForBOHB(time_attr="epoch", max_t=setting.max_t, reduction_factor=ETA)
 
 
-PEERS = {"ours": ours, "random": random, "optuna": optuna, "bohb": bohb}
+PEERS = {"ours": ours, "ours-before": ours_before, "random": random, "optuna": optuna, "bohb": bohb}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -134,11 +135,19 @@ def seed_rungs(scheduler: Any, histories: dict[str, dict[int, float]]) -> int:
 
 
 class WarmHyperOptSearch(SweepHyperOptSearch):
-    """TPE over every W&B distribution that starts with ``evaluated`` (config, reward) results in its history."""
+    """TPE over every W&B distribution that starts with ``evaluated`` (config, reward) results in its history.
+
+    ``n_initial_points`` counts trials with a score: HyperOpt counts every suggested trial, so with more
+    workers than start-up points its model was first fitted on running trials (each an infinite loss) and
+    its ties; here the draws stay random until that many trials have reported (the replay benchmark,
+    docs/benchmarks.md, measured it at 8 and 32 workers).
+    """
 
     def __init__(self, *args: Any, evaluated: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         self._evaluated = copy.deepcopy(evaluated or [])
         super().__init__(*args, **kwargs)
+        if isinstance(self.algo, functools.partial) and "n_startup_jobs" in self.algo.keywords:
+            self.algo = functools.partial(tpe_after_results, **self.algo.keywords)
 
     def _setup_hyperopt(self) -> None:
         import hyperopt as hpo
@@ -157,6 +166,16 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
         if docs:
             self._hpopt_trials.insert_trial_docs(docs)
             self._hpopt_trials.refresh()
+
+
+def tpe_after_results(new_ids: list, domain: Any, trials: Any, seed: int, n_startup_jobs: int, **kwargs: Any) -> list:
+    """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (not merely started)."""
+    from hyperopt import rand, tpe
+
+    scored = sum(1 for doc in trials.trials if doc["result"].get("status") == "ok")
+    if scored < n_startup_jobs:
+        return rand.suggest(new_ids, domain, trials, seed)
+    return tpe.suggest(new_ids, domain, trials, seed, n_startup_jobs=0, **kwargs)
 
 
 def part_entry(part: Part, **info: Any) -> dict[str, Any]:
