@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 from tune_mlp.replay.bench import curve_case, external_case, format_case, plot_case, replay_case  # noqa: E402
 from tune_mlp.replay.table import TABLES_DIR  # noqa: E402
 
-SEARCHERS = ["ours", "ours@10", "random", "optuna", "optuna@6", "bohb", "bohb@10"]
-QUICK = ["ours", "random", "optuna", "optuna@6", "bohb"]
+SEARCHERS = ["ours", "ours-before", "ours@10", "random", "optuna", "optuna@6", "bohb", "bohb@10"]
+QUICK = ["ours", "ours-before", "random", "optuna", "optuna@6", "bohb"]
 
 
 def main(argv: list[str] | None = None) -> int:
