@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             outcomes = replay_case(case, searchers, case_workers, case_seeds, jobs=args.jobs)
             print(format_case(case, outcomes, searchers, case_workers, case_seeds))
-            if case.mapper is not None and hasattr(case.mapper, "keys"):
+            if case.scheduler == "asha":  # a curve table: the surrogate's error, used or not
                 from tune_mlp.replay.surrogate import holdout_error
 
                 print("\n" + holdout_error(case.table, 1).line() + "; " + holdout_error(case.table, 5).line())
