@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tune_mlp.cli import report_user_errors  # noqa: E402
 from tune_mlp.replay.bench import curve_case, external_case, format_case, plot_case, replay_case  # noqa: E402
 from tune_mlp.replay.table import TABLES_DIR  # noqa: E402
 
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="processes (default 1: the machine is shared)")
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "benchmarks", help="folder for the PNGs")
     args = parser.parse_args(argv)
+    return report_user_errors(lambda: _run(args))  # a damaged table: one line, exit 2
 
+
+def _run(args: argparse.Namespace) -> int:
     tables = args.tables or (["study"] if args.quick else ["study", "hpolib", "hpobench"])
     searchers = args.searchers or (QUICK if args.quick else SEARCHERS)
     workers = args.workers or ([2, 8] if args.quick else [2, 8, 32, 64])

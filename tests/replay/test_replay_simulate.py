@@ -120,3 +120,18 @@ def test_tpe_waits_for_scored_trials() -> None:
     searcher = WarmHyperOptSearch(n_initial_points=2, random_state_seed=5, evaluated=warm)
     searcher.set_search_properties("val_accuracy", "max", space)
     assert searcher.suggest("0") != draws(100)[0]  # two scored (warm) trials: TPE from the first suggestion
+
+
+def test_the_ray_calls_the_replay_mirrors() -> None:
+    """The replay copies Ray 2.60's controller: this fails when Ray changes what it copied."""
+    import inspect
+
+    from ray.tune.execution.tune_controller import TuneController, _get_max_pending_trials
+    from ray.tune.search import SearchGenerator
+
+    assert _get_max_pending_trials(SearchGenerator(ConcurrencyLimiter(WarmHyperOptSearch(), max_concurrent=7))) == 7
+    assert _get_max_pending_trials(SearchGenerator(WarmHyperOptSearch())) == 1
+    source = inspect.getsource(TuneController._process_trial_result)
+    scheduler, searcher = source.index("_scheduler_alg.on_trial_result"), source.index("_search_alg.on_trial_result")
+    assert scheduler < searcher  # the scheduler decides first; the searcher hears the result only without STOP
+    assert "if decision == TrialScheduler.STOP:\n            result.update(done=True)\n        else:" in source
