@@ -1,6 +1,7 @@
 # The two commands of the README: `make search` runs the main job, `make test` the tests.
 # Both first install what they need (scripts/setup.sh), so they work on a fresh machine.
-.PHONY: setup search test bench lint
+# `make test-fast`: the tests that start no Ray and no child process (tests/tiers.py marks the others).
+.PHONY: setup search test test-fast bench lint
 
 setup:
 	bash scripts/setup.sh
@@ -9,7 +10,10 @@ search: setup
 	python -m tune_mlp.search --samples 20
 
 test: setup
-	python -m pytest -q
+	python -m pytest -q --durations=30
+
+test-fast:
+	python -m pytest -q -m "not ray and not subprocess and not slow"
 
 bench: setup
 	python scripts/bench_train.py

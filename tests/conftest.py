@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's servers
 os.environ.setdefault("WANDB_SILENT", "true")
 
+from tiers import pytest_collection_modifyitems, tier_guard  # noqa: E402, F401  (the tiers: tests/tiers.py)
+
 from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
 from tune_mlp.data.locate import DATA_DIR_ENV  # noqa: E402
 
@@ -72,21 +74,50 @@ def fashion_splits() -> Splits:
     return load_splits("fashion_mnist", str(FASHION_DIR), 0.1, 0)
 
 
-@pytest.fixture(scope="session")
-def experiments(tmp_path_factory) -> Path:
-    """Real experiments made by real smoke searches (read-only: a test that edits one copies it first).
+@dataclasses.dataclass(frozen=True)
+class SmokeSearch:
+    """The session's one smoke search, as ``python -m tune_mlp.search --smoke-test`` makes it (W&B offline)."""
 
-    ``smoke``: the default, by val_accuracy (max); ``by-loss``: the same search selecting by val_loss (min);
-    ``all-nan``: one trial whose loss diverges at once.
-    """
+    path: Path  # the experiment folder; read-only: a test that edits it copies it first
+    results: object  # the ray.tune.ResultGrid that run_search returned
+    best: object  # the BestResult that write_best wrote to best.json, as the CLI does at the end
+
+
+@pytest.fixture(scope="session")
+def smoke_search(tmp_path_factory: pytest.TempPathFactory) -> SmokeSearch:
+    """One real smoke search for the whole session: every test that needs *a* finished search reads this one."""
     if not FASHION_DIR.is_dir():
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
     import ray
 
-    from tune_mlp.search.tuner import SearchOptions, run_search
+    from tune_mlp.search.tuner import SearchOptions, run_search, write_best
 
     root = tmp_path_factory.mktemp("experiments")
-    smoke = SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="smoke", no_wandb=True)
+    options = SearchOptions(
+        smoke_test=True, samples=2, storage_path=str(root), name="smoke", wandb_project="tune_mlp_tests"
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = run_search(options)
+    finally:
+        ray.shutdown()
+    return SmokeSearch(root / "smoke", results, write_best(results))
+
+
+@pytest.fixture(scope="session")
+def experiments(smoke_search: SmokeSearch) -> Path:
+    """The folder of real experiments made by real smoke searches (read-only: a test that edits one copies it first).
+
+    ``smoke``: the session's `smoke_search`, by val_accuracy (max); ``by-loss``: the same search selecting by
+    val_loss (min); ``all-nan``: one trial whose loss diverges at once.
+    """
+    import ray
+
+    from tune_mlp.search.tuner import SearchOptions, run_search
+
+    root = smoke_search.path.parent
+    by_loss = SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="by-loss", no_wandb=True,
+                            metric="val_loss", mode="min")  # fmt: skip
     space = root / "nan.yaml"
     space.write_text(
         "parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
@@ -94,10 +125,10 @@ def experiments(tmp_path_factory) -> Path:
     )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        run_search(smoke)
-        run_search(dataclasses.replace(smoke, name="by-loss", metric="val_loss", mode="min"))
-        run_search(dataclasses.replace(smoke, smoke_test=False, samples=1, space=str(space), max_epochs=2,
-                                       name="all-nan", data_dir=str(FASHION_DIR)))  # fmt: skip
+        run_search(by_loss)
+        all_nan = dataclasses.replace(by_loss, name="all-nan", metric="val_accuracy", mode="max", smoke_test=False,
+                                      samples=1, space=str(space), max_epochs=2, data_dir=str(FASHION_DIR))  # fmt: skip
+        run_search(all_nan)
     finally:
         ray.shutdown()
     return root

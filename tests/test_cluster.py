@@ -266,7 +266,7 @@ def test_lost_worker_node_costs_no_trial(cluster: Cluster, tmp_path: Path) -> No
     )  # fmt: skip
     assert ran.returncode == 0, f"python -m analysis failed:\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["trials"]["total"] == 2 and summary["trials"].get("ERROR", 0) == 0, summary["trials"]
+    assert summary["trials"] == {"total": 2, "completed": 2}, summary["trials"]  # none errored, none cut short
     checkpoint = load_checkpoint(experiment / summary["best"]["checkpoint"])
     assert checkpoint.epoch == summary["best"]["epoch"] and checkpoint.config.hidden_size == 512
     assert 0.7 < summary["best"]["test_accuracy"] <= 1.0, summary["best"]

@@ -29,13 +29,8 @@ def run_module(module: str, *args: str, cwd: Path | None = None) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("search")
-    done = run_module(
-        "tune_mlp.search", "--smoke-test", "--no_wandb", "--storage-path", str(root), "--name", "smoke", cwd=root
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root / "smoke"
+def experiment(smoke_search) -> Path:
+    return smoke_search.path  # the session's smoke search (conftest)
 
 
 @pytest.fixture(scope="module")

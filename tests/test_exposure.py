@@ -75,7 +75,7 @@ def yaml_strings(value: object) -> list[str]:
 def shipped_texts() -> dict[str, str]:
     """The commands and settings of every script and config we ship, by file."""
     texts = {str(path.relative_to(REPO)): path.read_text() for path in REPO.glob("scripts/*.sh")}
-    for path in [*REPO.glob("scripts/*.yaml"), *REPO.glob("tune_mlp/*.yaml")]:
+    for path in [*REPO.glob("scripts/*.yaml"), *REPO.glob("tune_mlp/**/*.yaml")]:
         documents = list(yaml.safe_load_all(path.read_text()))
         texts[str(path.relative_to(REPO))] = "\n".join(text for doc in documents for text in yaml_strings(doc))
     # docs/cluster.md: the commands of its shell blocks.

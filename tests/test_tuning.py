@@ -19,7 +19,7 @@ from conftest import FASHION_DIR, REPO, search_cli, write_space
 from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.search.results import best_result, load_results
 from tune_mlp.search.trainable import CRASH_ONCE_ENV
-from tune_mlp.search.tuner import SearchOptions, run_search, write_best
+from tune_mlp.search.tuner import SearchOptions, run_search
 
 pytestmark = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -36,23 +36,16 @@ def reported_epochs(trial_dir: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in lines if line.strip()]
 
 
-def test_smoke_search_with_wandb_offline_gives_a_loadable_best_checkpoint(local_ray, tmp_path) -> None:
-    options = SearchOptions(
-        smoke_test=True,
-        storage_path=str(tmp_path),
-        name="smoke",
-        wandb_project="tune_mlp_tests",
-    )
-    results = run_search(options)
+def test_smoke_search_with_wandb_offline_gives_a_loadable_best_checkpoint(smoke_search) -> None:
+    results, summary = smoke_search.results, smoke_search.best  # conftest: run_search, then write_best
     assert len(results) == 2 and not results.errors
-    summary = write_best(results)
-    assert json.loads((tmp_path / "smoke" / "best.json").read_text())["best"] == summary.to_dict()
+    assert json.loads((smoke_search.path / "best.json").read_text())["best"] == summary.to_dict()
     best = load_checkpoint(summary.checkpoint)
     assert best.metrics["val_accuracy"] == pytest.approx(summary.score)
     assert summary.score > 0.3  # chance is 0.1
     every_epoch = [m["val_accuracy"] for r in results for m in r.metrics_dataframe.to_dict("records")]
     assert summary.score == pytest.approx(max(every_epoch))
-    assert list(tmp_path.rglob("offline-run-*")), "WandbLoggerCallback wrote no offline run"
+    assert list(smoke_search.path.rglob("offline-run-*")), "WandbLoggerCallback wrote no offline run"
 
 
 def test_nan_trial_is_stopped_and_the_search_goes_on(local_ray, tmp_path) -> None:

@@ -1,0 +1,130 @@
+"""Test tiers: each test is marked by what its code reaches, so a new test lands in the right tier unedited.
+
+`make test-fast` runs ``-m "not ray and not subprocess and not slow"`` (`FAST`): in-process TensorFlow on
+small data, no Ray, no child process, no network. `make test` runs everything. The markers:
+
+- ``ray``: starts Ray in this process (``ray.init``, ``run_search``, a ``Tuner``) or a Ray cluster;
+- ``subprocess``: runs a child process (a CLI as users run it: it may import TensorFlow, start Ray, use pip);
+- ``cluster``: starts a multi-node Ray cluster (``tests/ray_cluster.py``, or a test under ``tests/cluster/``);
+- ``slow``: trains on the full data set for minutes (marked by hand).
+
+The rule reads the source of the test function, of every fixture it uses (transitively), and of every
+function or class of ``tests/`` they call by name (``search_cli``, ``run_module``, a module's own helper),
+following those calls. A test that still starts Ray or a Python child process without its marker fails at
+once with the reason (`tier_guard`), instead of quietly making the fast tier slow.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+FAST = "not ray and not subprocess and not slow"
+RULES = {  # marker: what in the reached source gives it
+    "cluster": re.compile(r"\btwo_node_cluster\(|\bCluster\("),
+    "ray": re.compile(r"\bray\.init\(|\brun_search\(|\bTuner\(|\btwo_node_cluster\("),
+    "subprocess": re.compile(r"\bsubprocess\.|\bPopen\(|\bos\.system\(|\bos\.exec|\bmultiprocessing\b"),
+}
+
+
+def _is_ours(obj: object) -> bool:
+    """A function or class of tests/ (this module's guard aside)."""
+    try:
+        path = Path(inspect.getsourcefile(obj) or "").resolve()
+    except TypeError:  # built-in
+        return False
+    return path.is_relative_to(TESTS) and path != Path(__file__).resolve()
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):  # nested functions, comprehensions, lambdas
+            yield from _names(const)
+
+
+def _reached_source(obj: object, seen: set[int]) -> Iterator[str]:
+    """The source of a test-side function or class and of every test-side function or class it names."""
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    if id(obj) in seen or not _is_ours(obj):
+        return
+    seen.add(id(obj))
+    if inspect.isclass(obj):
+        for member in vars(obj).values():
+            if inspect.isfunction(member):
+                yield from _reached_source(member, seen)
+        return
+    if not inspect.isfunction(obj):
+        return
+    yield inspect.getsource(obj)
+    for name in _names(obj.__code__):
+        target = obj.__globals__.get(name)
+        if inspect.isfunction(target) or inspect.isclass(target):
+            yield from _reached_source(target, seen)
+
+
+def tier_markers(item: pytest.Item) -> set[str]:
+    """The markers `RULES` give a test (see the module's docstring)."""
+    seen: set[int] = set()
+    sources = list(_reached_source(getattr(item, "function", None), seen))
+    for name in getattr(item, "fixturenames", ()):
+        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            sources += _reached_source(fixturedef.func, seen)
+    text = "\n".join(sources)
+    markers = {marker for marker, rule in RULES.items() if rule.search(text)}
+    if TESTS / "cluster" in Path(str(item.path)).parents:
+        markers |= {"cluster", "ray"}
+    return markers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        present = {mark.name for mark in item.iter_markers()}
+        wanted = tier_markers(item) | present
+        if "cluster" in wanted:
+            wanted.add("ray")
+        for marker in sorted(wanted - present):
+            item.add_marker(marker)
+
+
+def _refuse(reason: str):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{reason}; tests/tiers.py's rule missed it: mark the test, or name the call in its code")
+
+    return refuse
+
+
+def _runs_python(args: object) -> bool:
+    """Whether a Popen command runs a Python interpreter or one of our scripts (may import TensorFlow, start Ray)."""
+    argv = [args] if isinstance(args, (str, bytes, Path)) else list(args or [])
+    first = str(argv[0]) if argv else ""
+    return "python" in Path(first).name or first == sys.executable or "ray" == Path(first).name or first.endswith(".sh")
+
+
+@pytest.fixture(autouse=True)
+def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test without ``ray`` may not start Ray; one without ``subprocess`` may not start a Python child."""
+    markers = {mark.name for mark in request.node.iter_markers()}
+    if "subprocess" not in markers:
+        popen_init = subprocess.Popen.__init__
+
+        def guarded(self, args, *rest, **kwargs):
+            if _runs_python(args):
+                _refuse(f"this test is not marked 'subprocess' but runs {args!r}")()
+            popen_init(self, args, *rest, **kwargs)
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+    if "ray" not in markers and "ray" in sys.modules:
+        monkeypatch.setattr(sys.modules["ray"], "init", _refuse("this test is not marked 'ray' but starts Ray"))
+    yield
+    if "ray" not in markers and "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+        pytest.fail("this test is not marked 'ray' but started Ray; tests/tiers.py's rule missed it: mark the test")
