@@ -118,7 +118,8 @@ def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
         def guarded(self, args, *rest, **kwargs):
             if _runs_python(args):
-                _refuse(f"this test is not marked 'subprocess' but runs {args!r}")()
+                starts = "starts Ray" if "/ray/" in str(args) else "runs a Python child process"
+                _refuse(f"this test is not marked 'subprocess' but {starts}: {args!r}")()
             popen_init(self, args, *rest, **kwargs)
 
         monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
