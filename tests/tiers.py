@@ -1,11 +1,12 @@
 """Test tiers: each test is marked by what its code reaches, so a new test lands in the right tier unedited.
 
-`make test-fast` runs ``-m "not ray and not subprocess and not slow"`` (`FAST`): in-process TensorFlow on
+`make test-fast` runs ``-m "not ray and not subprocess and not slow"``: in-process TensorFlow on
 small data, no Ray, no child process, no network. `make test` runs everything. The markers:
 
 - ``ray``: starts Ray in this process (``ray.init``, ``run_search``, a ``Tuner``) or a Ray cluster;
 - ``subprocess``: runs a child process (a CLI as users run it: it may import TensorFlow, start Ray, use pip);
-- ``cluster``: starts a multi-node Ray cluster (``tests/ray_cluster.py``, or a test under ``tests/cluster/``);
+- ``cluster``: starts a multi-node Ray cluster (``tests/ray_cluster.py``, a ``test_cluster*.py`` module, or a test
+  under ``tests/cluster/``);
 - ``slow``: trains on the full data set for minutes (marked by hand).
 
 The rule reads the source of the test function, of every fixture it uses (transitively), and of every
@@ -27,10 +28,9 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-FAST = "not ray and not subprocess and not slow"
 RULES = {  # marker: what in the reached source gives it
-    "cluster": re.compile(r"\btwo_node_cluster\(|\bCluster\("),
-    "ray": re.compile(r"\bray\.init\(|\brun_search\(|\bTuner\(|\btwo_node_cluster\("),
+    "cluster": re.compile(r"\b\w*node_cluster\(|\bCluster\("),  # tests/ray_cluster.py
+    "ray": re.compile(r"\bray\.init\(|\brun_search\(|\bTuner\(|\b\w*node_cluster\(|\bCluster\("),
     "subprocess": re.compile(r"\bsubprocess\.|\bPopen\(|\bos\.system\(|\bos\.exec|\bmultiprocessing\b"),
 }
 
@@ -80,7 +80,8 @@ def tier_markers(item: pytest.Item) -> set[str]:
             sources += _reached_source(fixturedef.func, seen)
     text = "\n".join(sources)
     markers = {marker for marker, rule in RULES.items() if rule.search(text)}
-    if TESTS / "cluster" in Path(str(item.path)).parents:
+    path = Path(str(item.path))
+    if TESTS / "cluster" in path.parents or path.name.startswith("test_cluster"):
         markers |= {"cluster", "ray"}
     return markers
 
