@@ -99,9 +99,10 @@ def smoke_search(tmp_path_factory: pytest.TempPathFactory) -> SmokeSearch:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         results = run_search(options)
+        best = write_best(results)
     finally:
         ray.shutdown()
-    return SmokeSearch(root / "smoke", results, write_best(results))
+    return SmokeSearch(root / "smoke", results, best)
 
 
 @pytest.fixture(scope="session")
