@@ -4,7 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# pip builds an editable wheel even when nothing changed (~10 s of CPU): skip it while this checkout is the one
+# installed and pyproject.toml is as it was at the last install (build/ is git-ignored).
+stamp=build/setup.stamp
+want="$(python -c 'import hashlib, sys; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest(), sys.executable)')"
+installed_here() {  # run outside the checkout, where ./tune_mlp would be imported whatever is installed
+  local here
+  here="$(pwd -P)/tune_mlp"
+  (cd / && python -c 'import pathlib, sys, tune_mlp; sys.exit(pathlib.Path(tune_mlp.__file__).parent != pathlib.Path(sys.argv[1]))' \
+    "$here") 2>/dev/null
+}
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && installed_here; then
+  echo "setup: tune_mlp is installed from this checkout and pyproject.toml is unchanged; pip install skipped"
+else
+  python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  mkdir -p build && echo "$want" > "$stamp"
+fi
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${TUNE_MLP_DATA_DIR:-}" ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
