@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from idx_files import write_fake_dataset
 from synthetic_search import assert_real_png
@@ -23,6 +24,7 @@ def metrics_best(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())["best"]
 
 
+@pytest.mark.slow  # trains whole runs more than once: make test, not make test-fast
 def test_compare_losses_trains_both_and_reports(tmp_path, capsys) -> None:
     data_dir = write_fake_dataset(tmp_path / "data", n_train=300, n_test=60)
     out = tmp_path / "out"
@@ -55,6 +57,7 @@ def test_compare_losses_has_no_loss_flag(tmp_path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # trains whole runs more than once: make test, not make test-fast
 def test_mnist_configs_on_generated_idx_files(tmp_path) -> None:
     data_dir = write_fake_dataset(tmp_path / "mnist", n_train=300, n_test=60)
     out = tmp_path / "out"

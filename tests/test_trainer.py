@@ -31,6 +31,7 @@ def test_losses_train_with_dropout_and_weight_decay(tiny_splits, loss: str) -> N
     assert last.val_accuracy > 0.6 and not last.diverged
 
 
+@pytest.mark.slow  # trains whole runs more than once: make test, not make test-fast
 def test_seeded_runs_are_reproducible(tiny_splits) -> None:
     config = TrainConfig(**SMALL, epochs=2, dropout=0.1)
     first, second = Trainer(config, tiny_splits), Trainer(config, tiny_splits)
@@ -43,6 +44,7 @@ def test_seeded_runs_are_reproducible(tiny_splits) -> None:
     assert not np.array_equal(other.weights()[0], first.weights()[0])
 
 
+@pytest.mark.slow  # trains whole runs more than once: make test, not make test-fast
 @pytest.mark.parametrize("optimizer", ["adam", "nadam", "momentum"])
 def test_resume_from_checkpoint_continues_exactly(tiny_splits, tmp_path, optimizer: str) -> None:
     config = TrainConfig(**SMALL, optimizer=optimizer, epochs=3, lr_schedule="cosine", dropout=0.1)

@@ -172,6 +172,7 @@ def test_study_command_reaches_087_on_fashion_mnist(tmp_path) -> None:
     assert numpy_accuracy(checkpoint.weights, "relu", x_test, y_test) == pytest.approx(metrics["best"]["test_accuracy"])
 
 
+@pytest.mark.slow  # trains whole runs more than once: make test, not make test-fast
 def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, tiny_splits) -> None:
     from tune_mlp.config import TrainConfig
     from tune_mlp.mlp.checkpoint import save_checkpoint

@@ -7,7 +7,7 @@ small data, no Ray, no child process, no network. `make test` runs everything. T
 - ``subprocess``: runs a child process (a CLI as users run it: it may import TensorFlow, start Ray, use pip);
 - ``cluster``: starts a multi-node Ray cluster (``tests/ray_cluster.py``, a ``test_cluster*.py`` module, or a test
   under ``tests/cluster/``);
-- ``slow``: trains on the full data set for minutes (marked by hand).
+- ``slow``: trains for a while in this process (the full data set, whole runs trained twice), marked by hand.
 
 The rule reads the source of the test function, of every fixture it uses (transitively), and of every
 function or class of ``tests/`` they call by name (``search_cli``, ``run_module``, a module's own helper),
