@@ -16,7 +16,7 @@ from tune_mlp.cli import add_flag, report_user_errors
 from tune_mlp.config import DATASETS
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "experiment", help="search folder (python -m tune_mlp.search), or a tune_mlp.train output, checkpoint or export"
@@ -24,7 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_flag(parser, "out", default=None, help="output folder (default: EXPERIMENT/analysis; reports/NAME for a URI)")
     add_flag(parser, "data-dir", default=None, help="folder with the IDX files")
     add_flag(parser, "dataset", choices=DATASETS, default=None, help="score a single model on this data set")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     out = Path(args.out) if args.out else default_out(args.experiment)
 

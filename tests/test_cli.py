@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tune_mlp.cli import config_from_args
 from tune_mlp.train import build_parser
@@ -51,3 +55,52 @@ def test_unknown_spelling_is_an_argparse_error_listing_the_choices() -> None:
     )
     assert out.returncode == 2 and "argument -a/--activation: invalid choice: 'gelu'" in out.stderr
     assert "identity" in out.stderr and "Traceback" not in out.stderr
+
+
+# Every command a user runs, by the module whose build_parser makes its flags.
+CLI_MODULES = (
+    "tune_mlp.train",
+    "tune_mlp.search.cli",
+    "tune_mlp.export",
+    "tune_mlp.predict",
+    "tune_mlp.mnist_wheel",
+    "tune_mlp.study.compare_losses",
+    "tune_mlp.study.mnist_configs",
+    "analysis.__main__",
+)
+
+
+def flags_without_help(help_text: str) -> list[str]:
+    """The option lines of ``--help`` output with no help after them (on the line, or the next one)."""
+    lines = help_text.splitlines()
+    missing = []
+    for index, line in enumerate(lines):
+        match = re.match(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$", line)
+        if not match:
+            continue
+        text = match.group(2)
+        if text is None and index + 1 < len(lines) and re.match(r"^\s{6,}\S", lines[index + 1]):
+            text = lines[index + 1].strip()
+        if not text or text.startswith("(default:"):
+            missing.append(match.group(1))
+    return missing
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_every_flag_of_every_cli_has_a_line_of_help(module: str) -> None:
+    parser = importlib.import_module(module).build_parser()
+    text = parser.format_help()
+    assert "--help" in text and flags_without_help(text) == [], flags_without_help(text)
+    assert len(re.findall(r"^  -", text, flags=re.MULTILINE)) == len(
+        [a for a in parser._actions if a.option_strings]
+    )  # the parse above saw every flag
+
+
+def test_search_help_as_a_user_reads_it() -> None:
+    out = subprocess.run([sys.executable, "-m", "tune_mlp.search", "--help"], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert flags_without_help(out.stdout) == []
+    for flag in ("--samples", "--max_epochs, --max-epochs", "--time_budget, --time-budget"):
+        assert any(line.startswith(f"  {flag}") for line in out.stdout.splitlines()), flag
+    assert "trials to run (default: run_cap" in out.stdout and "ASHA's max_t, the most epochs" in out.stdout

@@ -2,15 +2,13 @@
 
 The original study spells flags with underscores (``--num_layers``), Ray users with hyphens
 (``--num-layers``); every CLI of this package accepts both. A dataclass field's type, default,
-``choice``/``bounded`` metadata and one-line comment become its flag's type, default, check and help.
+``choice``/``bounded``/``option`` metadata (with its ``help``) become its flag's type, default, check and help.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -68,23 +66,17 @@ class CompactHelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{', '.join(action.option_strings)} {metavar}"
 
 
-def field_help(cls: type) -> dict[str, str]:
-    """The one-line comments in a dataclass's source become the flags' help: written once."""
-    source = inspect.getsource(cls)
-    return dict(re.findall(r"^\s+(\w+): [^#\n]+#\s*(.+)$", source, flags=re.MULTILINE))
-
-
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser, cls: type, title: str, skip: Sequence[str] = (), description: str | None = None
 ) -> argparse._ArgumentGroup:
     """One flag per field of ``cls``, typed and defaulted from the dataclass."""
     group = parser.add_argument_group(title, description)
-    helps = field_help(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        shown = "" if f.default is None or "(default:" in helps.get(f.name, "") else " (default: %(default)s)"
-        kwargs: dict[str, Any] = {"default": f.default, "help": helps.get(f.name, "") + shown}
+        text = f.metadata["help"]  # every field says what it is (config.option / choice / bounded)
+        shown = "" if f.default is None or "(default:" in text else " (default: %(default)s)"
+        kwargs: dict[str, Any] = {"default": f.default, "help": text + shown}
         kind = str(f.type).replace(" | None", "")
         if kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction if f.default else "store_true"

@@ -78,45 +78,51 @@ HYPERPARAMETER_ALIASES: dict[str, str] = {
 }
 
 
-def choice(default: str, choices: tuple[str, ...]) -> Any:
+def option(default: Any, help: str) -> Any:  # noqa: A002 (argparse's word)
+    """A field with its one line of ``--help``: the CLI generates the flag from it."""
+    return field(default=default, metadata={"help": help})
+
+
+def choice(default: str | None, choices: tuple[str, ...], help: str) -> Any:  # noqa: A002
     """A field whose value is one of ``choices``: the CLI, space files and the dataclass all check it."""
-    return field(default=default, metadata={"choices": choices})
+    return field(default=default, metadata={"choices": choices, "help": help})
 
 
-def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Any:
+def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+            help: str) -> Any:  # noqa: A002 # fmt: skip
     """A numeric field within [low, high] (``low_open``: strictly above low); ``None`` default means optional."""
-    return field(default=default, metadata={"low": low, "high": high, "low_open": low_open})
+    return field(default=default, metadata={"low": low, "high": high, "low_open": low_open, "help": help})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every hyperparameter of one run; field names are the CLI flags (underscore spelling)."""
 
-    dataset: str = choice("fashion_mnist", DATASETS)  # fashion_mnist | mnist
-    num_layers: int = bounded(3, 1)  # hidden layers
-    hidden_size: int = bounded(128, 1)  # units per hidden layer
-    activation: str = choice("relu", ACTIVATIONS)  # sigmoid | tanh | relu | identity
-    weight_init: str = choice("xavier", WEIGHT_INITS)  # random (N(0, 0.01^2)) | xavier (Glorot uniform)
-    optimizer: str = choice("adam", OPTIMIZER_NAMES)  # sgd | momentum | nag | rmsprop | adam | nadam
-    learning_rate: float = bounded(1e-3, 0.0, low_open=True)  # peak step size
-    momentum: float = bounded(0.9, 0.0, 1.0)  # momentum / nag
-    beta: float = bounded(0.9, 0.0, 1.0)  # rmsprop decay of the squared-gradient average
-    beta1: float = bounded(0.9, 0.0, 1.0)  # adam / nadam first moment decay
-    beta2: float = bounded(0.999, 0.0, 1.0)  # adam / nadam second moment decay
-    epsilon: float = bounded(1e-7, 0.0, low_open=True)  # rmsprop / adam / nadam denominator guard (Keras default)
-    batch_size: int = bounded(32, 1)  # mini-batch size
-    epochs: int = bounded(10, 1)  # passes over the training split
-    weight_decay: float = bounded(0.0, 0.0)  # L2 coefficient on kernels: loss += wd/2 * sum(W^2)
-    loss: str = choice("cross_entropy", LOSSES)  # cross_entropy | mse (on softmax probabilities)
-    dropout: float = bounded(0.0, 0.0, 0.95)  # drop rate after each hidden layer, training only
-    lr_schedule: str = choice("constant", LR_SCHEDULES)  # constant | cosine (decay to 0 over the run)
-    warmup_epochs: float = bounded(0.0, 0.0)  # linear warm-up from 0 to learning_rate
-    val_fraction: float = bounded(0.1, 0.0, 0.5, low_open=True)  # share of the training set held out, stratified
+    dataset: str = choice("fashion_mnist", DATASETS, help="fashion_mnist | mnist")
+    num_layers: int = bounded(3, 1, help="hidden layers")
+    hidden_size: int = bounded(128, 1, help="units per hidden layer")
+    activation: str = choice("relu", ACTIVATIONS, help="sigmoid | tanh | relu | identity")
+    weight_init: str = choice("xavier", WEIGHT_INITS, help="random (N(0, 0.01^2)) | xavier (Glorot uniform)")
+    optimizer: str = choice("adam", OPTIMIZER_NAMES, help="sgd | momentum | nag | rmsprop | adam | nadam")
+    learning_rate: float = bounded(1e-3, 0.0, low_open=True, help="peak step size")
+    momentum: float = bounded(0.9, 0.0, 1.0, help="momentum / nag")
+    beta: float = bounded(0.9, 0.0, 1.0, help="rmsprop decay of the squared-gradient average")
+    beta1: float = bounded(0.9, 0.0, 1.0, help="adam / nadam first moment decay")
+    beta2: float = bounded(0.999, 0.0, 1.0, help="adam / nadam second moment decay")
+    epsilon: float = bounded(1e-7, 0.0, low_open=True, help="rmsprop / adam / nadam denominator guard (Keras default)")
+    batch_size: int = bounded(32, 1, help="mini-batch size")
+    epochs: int = bounded(10, 1, help="passes over the training split")
+    weight_decay: float = bounded(0.0, 0.0, help="L2 coefficient on kernels: loss += wd/2 * sum(W^2)")
+    loss: str = choice("cross_entropy", LOSSES, help="cross_entropy | mse (on softmax probabilities)")
+    dropout: float = bounded(0.0, 0.0, 0.95, help="drop rate after each hidden layer, training only")
+    lr_schedule: str = choice("constant", LR_SCHEDULES, help="constant | cosine (decay to 0 over the run)")
+    warmup_epochs: float = bounded(0.0, 0.0, help="linear warm-up from 0 to learning_rate")
+    val_fraction: float = bounded(0.1, 0.0, 0.5, low_open=True, help="share of the training set held out, stratified")
     split_seed: int = bounded(
-        0
-    )  # which examples are held out; fixed across a search so every trial scores the same ones
-    seed: int = bounded(0)  # init, shuffling and dropout
-    jit_compile: bool = True  # XLA-compile the whole-epoch graph (faster on CPU)
+        0, help="which examples are held out; fixed across a search so every trial scores the same ones"
+    )
+    seed: int = bounded(0, help="init, shuffling and dropout")
+    jit_compile: bool = option(True, "XLA-compile the whole-epoch graph (faster on CPU)")
 
     def __post_init__(self) -> None:
         for name, error in validation_errors(self):

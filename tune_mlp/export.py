@@ -162,14 +162,20 @@ Pixels stored as (N, 784) rows: `images = x.reshape(-1, 28, 28)`. `{WEIGHTS_H5}`
 """
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from tune_mlp.cli import add_flag, report_user_errors
+def build_parser() -> argparse.ArgumentParser:
+    from tune_mlp.cli import add_flag
 
     parser = argparse.ArgumentParser(prog="python -m tune_mlp.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="experiment folder, tune_mlp.train output folder or checkpoint folder")
     add_flag(parser, "out", type=Path, required=True, help="folder to write the model files into")
     add_flag(parser, "data-dir", default=None, help="folder with the data set's IDX files (for the test scores)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tune_mlp.cli import report_user_errors
+
+    args = build_parser().parse_args(argv)
 
     def run() -> int:
         info = export_model(args.source, args.out, args.data_dir)

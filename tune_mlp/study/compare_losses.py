@@ -7,6 +7,7 @@ Every training flag of ``python -m tune_mlp.train`` applies to both runs (except
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -66,9 +67,14 @@ def _scores(best: dict[str, Any]) -> dict[str, Any]:
             "test_loss": best["test_loss"], "best_epoch": best["epoch"]}  # fmt: skip
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = study_parser("python -m tune_mlp.study.compare_losses", __doc__, "reports/compare_losses")
     add_train_arguments(parser, skip=("loss",))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
     out = Path(args.out)

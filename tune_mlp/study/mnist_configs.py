@@ -9,6 +9,7 @@ With ``--experiment`` the three best trials of that search are used, else
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -88,13 +89,18 @@ def run_on_mnist(configs: dict[str, TrainConfig], out: Path, data_dir: str | Non
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = study_parser(
         "python -m tune_mlp.study.mnist_configs", __doc__, "reports/mnist_configs",
         data_help="folder with MNIST's IDX files (or mnist.npz)",
     )  # fmt: skip
     add_flag(parser, "experiment", default=None, help="take the three best trials of this search")
     add_flag(parser, "epochs", type=int, default=None, help="override every config's epochs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"argument --epochs: invalid value {args.epochs} (must be >= 1)")
