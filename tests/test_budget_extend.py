@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -21,10 +24,13 @@ from tune_mlp.search.budget import (
     parse_duration,
     typical_config,
 )
-from tune_mlp.search.options import BUDGET_MAX_EPOCHS, BUDGET_SAMPLES, PLAN_DEFAULTS, SearchOptions, search_plan
+from tune_mlp.search.options import BUDGET_MAX_EPOCHS, PLAN_DEFAULTS, UNTIL_BUDGET, SearchOptions, search_plan
 from tune_mlp.search.results import load_experiment
 from tune_mlp.search.sweep import describe_plan
 
+# Tune's TimeoutStopper counts what is left of the budget from its first step: a resumed driver's start-up
+# (Ray, the data, Tune's restore) comes on top, as a start-up did before the budget counted it.
+RESUME_START_UP_S = 30
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
 
@@ -67,10 +73,10 @@ def test_a_budget_without_max_epochs_lets_the_fit_decide_up_to_the_ceiling() -> 
 
 
 def test_the_search_line_counts_the_trials_asked_over_all_parts() -> None:
-    first = {"folder": ".", "samples": BUDGET_SAMPLES, "trials": 12, "until_budget": True}
+    first = {"folder": ".", "samples": UNTIL_BUDGET, "trials": 12, "until_budget": True}
     until = ", trials until the time budget ended"
-    assert SearchRecord(trials=BUDGET_SAMPLES, parts=[first]).describe().endswith(until)
-    extended = SearchRecord(trials=BUDGET_SAMPLES, parts=[first, {"folder": "part-2", "samples": 28}])
+    assert SearchRecord(trials=UNTIL_BUDGET, parts=[first]).describe().endswith(until)
+    extended = SearchRecord(trials=UNTIL_BUDGET, parts=[first, {"folder": "part-2", "samples": 28}])
     assert extended.describe().endswith(", 40 trials")  # 12 that ran, then --samples 40 asked for 28 more
     counted = {"folder": ".", "samples": 20, "trials": 20}
     assert SearchRecord(trials=20, parts=[counted]).describe().endswith(", 20 trials")
@@ -80,8 +86,8 @@ def test_the_search_line_counts_the_trials_asked_over_all_parts() -> None:
 
 def test_a_budget_without_a_sample_count_runs_trials_until_it_ends(tmp_path) -> None:
     plan = search_plan(SearchOptions(time_budget="10m"))
-    assert plan.until_budget and plan.samples == plan.trials == BUDGET_SAMPLES
-    line = f"samples: until the time budget ends (at most {BUDGET_SAMPLES}; --samples N caps them)"
+    assert plan.until_budget and plan.samples == plan.trials == UNTIL_BUDGET == -1  # Tune's num_samples=-1
+    line = "samples: until the time budget ends (--samples N caps them)"
     assert line in describe_plan(plan, 6, 0)
     counted = search_plan(SearchOptions(time_budget="10m", samples=20))  # a count given is kept
     assert not counted.until_budget and counted.samples == 20 and "samples: 20" in describe_plan(counted, 6, 0)
@@ -123,7 +129,7 @@ def run_cli(*args: str) -> str:
 @needs_data
 def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_path) -> None:
     space = write_space(tmp_path / "space.yaml")
-    # No --samples: trials start until the budget ends (up to BUDGET_SAMPLES), each of up to 400 epochs; far
+    # No --samples: trials start until the budget ends (num_samples -1), each of up to 400 epochs; far
     # more work than the budget holds on a quiet machine or a busy one, so the budget, not a count, ends it.
     out = run_cli("--space", space, "--max-epochs", "400", "--time-budget", "90s",
                   "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
@@ -131,8 +137,8 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     best = json.loads((root / "best.json").read_text())
     (part,) = json.loads((root / "search.json").read_text())["parts"]
     assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 90
-    assert part["until_budget"] is True and part["samples"] == BUDGET_SAMPLES
-    assert 1 <= best["trials"] < BUDGET_SAMPLES and part["trials"] == best["trials"]
+    assert part["until_budget"] is True and part["samples"] == UNTIL_BUDGET
+    assert 1 <= best["trials"] and part["trials"] == best["trials"]
     assert "trials until the time budget ended" in out
     assert f"{best['trials']} trials ran, 0 errored; the time budget (1m30s) ended the search" in out
     assert 3 < part["max_epochs"] <= 400
@@ -170,10 +176,47 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     first, second = json.loads((root / "search.json").read_text())["parts"]
     assert first == part and second["folder"] == "part-2" and second["until_budget"] is True
     assert second["ended_by"] == "time budget" and second["time_budget_s"] == 45 and second["trials"] >= 1
-    assert second["samples"] == BUDGET_SAMPLES - first["trials"] and len(second["warm_start"]) == first["trials"]
+    assert second["samples"] == UNTIL_BUDGET and len(second["warm_start"]) == first["trials"]
     both = json.loads((root / "best.json").read_text())
     assert both["parts"] == 2 and both["trials"] == first["trials"] + second["trials"]
     assert "trials until the time budget ended" in more and "the time budget (45s) ended the search" in more
+
+
+@needs_data
+def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_path) -> None:
+    """kill -9 of the driver after a few checkpoints, then --resume: the budget (not an interruption) ends it."""
+    space = write_space(tmp_path / "space.yaml")
+    args = ("--space", space, "--max-epochs", "400", "--time-budget", "2m", "--concurrency", "2",
+            "--no_wandb", "--storage-path", str(tmp_path), "--name", "killed")  # fmt: skip
+    root = tmp_path / "killed"
+    proc = search_cli(*args, start_new_session=True)
+    limit = time.time() + 300
+    while time.time() < limit:  # a few reported epochs, and Tune's state saved with them
+        epochs = sum(len(p.read_text().splitlines()) for p in root.glob("trial_*/result.json"))
+        if epochs >= 4 and list(root.glob("experiment_state-*.json")):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the search never reported")
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    killed = json.loads((root / "search.json").read_text())["parts"][0]
+    assert killed["ended_by"] is None and "ended" not in killed["runs"][0]
+
+    out = run_cli(*args, "--resume")
+    (part,) = json.loads((root / "search.json").read_text())["parts"]
+    assert part["ended_by"] == "time budget", out[-3000:]
+    assert out.rstrip().splitlines()[-1].endswith("the time budget (2m) ended the search; "
+                                                  f"report: python -m analysis {root}")  # fmt: skip
+    assert "interrupted" not in out
+    first, second = part["runs"]
+    reports = [json.loads(line) for p in root.glob("trial_*/result.json") for line in p.read_text().splitlines()]
+    before = max(r["timestamp"] for r in reports if r["timestamp"] < second["started"])
+    left = 120 - (before - first["started"])  # the budget left at the killed driver's last report
+    after = [r["timestamp"] for r in reports if r["timestamp"] >= second["started"]]
+    # The resumed driver's trials report within what was left, counted from its start-up (Ray, data) on.
+    assert after and max(after) <= second["started"] + left + RESUME_START_UP_S
+    assert second["ended"] >= max(after)
 
 
 EXTEND_ARGS = ("--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")

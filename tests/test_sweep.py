@@ -11,11 +11,14 @@ import pytest
 from conftest import FASHION_DIR
 
 from tune_mlp.search.cli import main as search_main
-from tune_mlp.search.sweep import Hyperband, describe_plan, keys_line, load_sweep, plan_search
+from tune_mlp.search.options import SearchOptions, search_plan
+from tune_mlp.search.sweep import Hyperband, describe_plan, keys_line, load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
-NO_FLAGS: dict[str, int] = {}
+
+
+def plan_search(sweep, flags=None):  # the plan the CLI makes of this file and these flags
+    return search_plan(SearchOptions(space=str(sweep.path), **(flags or {})))
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -61,7 +64,7 @@ parameters:
         "used method, metric, early_terminate, run_cap, parameters; "
         "ignored: program, project, entity, name, description, command (not search settings)"
     )
-    plan = plan_search(sweep, DEFAULTS, NO_FLAGS)
+    plan = plan_search(sweep)
     assert (plan.searcher, plan.samples, plan.grace_period, plan.reduction_factor, plan.max_epochs) == (
         "random",
         9,
@@ -69,7 +72,7 @@ parameters:
         2,
         30,
     )
-    flags = plan_search(sweep, DEFAULTS, {"samples": 4, "grace_period": 5, "max_epochs": 12})
+    flags = plan_search(sweep, {"samples": 4, "grace_period": 5, "max_epochs": 12})
     assert (flags.samples, flags.grace_period, flags.max_epochs, flags.reduction_factor) == (4, 5, 12, 2)
 
 
@@ -92,7 +95,7 @@ def test_metric_names_users_write_and_the_goal_default(tmp_path, name: str, metr
 
 def test_hyperband_max_iter_and_s_give_the_first_rung_and_max_t(tmp_path) -> None:
     text = "early_terminate: {type: hyperband, max_iter: 27, s: 2}\nparameters:\n  lr: {values: [0.1, 0.2]}\n"
-    plan = plan_search(load_sweep(write(tmp_path, text)), DEFAULTS, NO_FLAGS)
+    plan = plan_search(load_sweep(write(tmp_path, text)))
     assert (plan.max_epochs, plan.grace_period, plan.reduction_factor) == (27, 3, 3)  # 27 / 3**2, eta default 3
 
 
@@ -107,7 +110,7 @@ parameters:
   loss: {value: mse}
 """
     sweep = load_sweep(write(tmp_path, text))
-    plan = plan_search(sweep, DEFAULTS, NO_FLAGS)
+    plan = plan_search(sweep)
     space = sweep.space.tune_space()
     assert space["hidden_size"] == {"grid_search": [32, 64, 96]}  # W&B's arange leaves max out
     assert space["num_layers"] == {"grid_search": [1, 2]} and space["loss"] == "mse"
@@ -139,7 +142,8 @@ def test_dry_run_cli_shows_grid_random_and_hyperband(tmp_path) -> None:
     bayes = dry_run("--space", "study")
     assert "method: bayes -> HyperOptSearch (TPE" in bayes.stdout
     budgeted = dry_run("--space", "study", "--time-budget", "5m")  # no --max-epochs: the budget decides, <= 100
-    assert "max_t=100," in budgeted.stdout and "samples: until the time budget ends (at most 100000;" in budgeted.stdout
+    assert "max_t=100," in budgeted.stdout
+    assert "samples: until the time budget ends (--samples N caps them)" in budgeted.stdout
     assert "time budget: 5m; max_t is fitted to it when the data is loaded (a full typical trial takes at most 50%" in (
         budgeted.stdout
     )
@@ -235,7 +239,7 @@ def test_odd_yaml_never_gives_a_traceback(tmp_path, capsys) -> None:
 
 def test_describe_plan_lists_space_searcher_scheduler_and_samples(tmp_path) -> None:
     sweep = load_sweep(write(tmp_path, "parameters:\n  lr: {value: 0.01}\n  b: {values: [32, 64]}\n"))
-    text = describe_plan(plan_search(sweep, DEFAULTS, NO_FLAGS), initial_points=6, seed=1)
+    text = describe_plan(plan_search(sweep), initial_points=6, seed=1)
     assert text.splitlines()[1:5] == [
         "method: bayes -> HyperOptSearch (TPE; 6 random points first, seed 1)",
         "metric: val_accuracy (max)",

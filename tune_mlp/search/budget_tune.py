@@ -1,17 +1,19 @@
-"""A time budget enforced inside Ray Tune: a stopper, a searcher wrapper and a callback sharing one clock.
+"""A time budget enforced inside Ray Tune: Tune's own ``TuneConfig(time_budget_s)`` plus two pieces that size to it.
 
-- ``BudgetSearcher`` stops suggesting once a proposed trial could not reach its first ASHA rung
-  before the end (predicted from its size, corrected by the epoch times measured so far).
-- ``BudgetStopper`` stops a trial whose next epoch would end after the deadline, and at the deadline
-  ends the experiment: running trials are TERMINATED, their per-epoch checkpoints kept.
-- ``BudgetCallback`` knows which trials were running when the budget ran out, for the record.
+Tune's ``TimeoutStopper`` (made by ``time_budget_s``) ends the experiment when the budget is spent and
+keeps the *remaining* budget in its saved state, so ``Tuner.restore`` continues the same budget. Two pieces
+of ours need the end time too; each holds it as a plain value (an absolute wall-clock ``deadline``) and
+saves the seconds left at Tune's checkpoint, so a restored copy counts on from there as the TimeoutStopper does:
+
+- ``BudgetStopper`` stops a trial whose next epoch would end after the deadline, at a reported epoch
+  with its checkpoint, instead of losing a half-run epoch at the end.
+- ``BudgetSearcher`` stops suggesting once a proposed trial could not reach its first ASHA rung in time
+  (predicted from its size, corrected by the epoch times measured so far).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
@@ -20,94 +22,38 @@ from ray.tune.search import Searcher
 from tune_mlp.search.budget import TrialBudget, correction_factor, first_rung_seconds
 
 
-@dataclass
-class BudgetClock:
-    """The deadline and what the budget did; one per driver run, shared by the pieces through ``clock_for``."""
-
-    sizing: TrialBudget  # the budget's length and what sizes a trial's epochs
-    deadline: float
-    ended: bool = False  # the budget ended the search (the searcher stopped or the deadline passed)
-    running: set[str] = field(default_factory=set)
-    stopped: set[str] = field(default_factory=set)  # trials the budget cut short
-    measured: list[tuple[float, float]] = field(default_factory=list)  # (measured, predicted) epoch seconds
-
-    def remaining(self) -> float:
-        return self.deadline - time.time()
-
-    @property
-    def seconds(self) -> float:
-        return self.sizing.seconds
+def _left(deadline: float) -> float:
+    return deadline - time.time()
 
 
-# Tune pickles the stopper and searcher (tuner.pkl, searcher state); copies in this process find the
-# clock by id, and a restored driver (another process) finds none and starts a fresh budget.
-_CLOCKS: dict[str, BudgetClock] = {}
+class BudgetStopper(tune.Stopper):
+    """Stops a trial whose next epoch would not finish before ``deadline``; the experiment's end is Tune's."""
 
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
 
-class _UsesClock:
-    def __init__(self, clock_id: str, seconds: float) -> None:
-        self.clock_id, self.seconds = clock_id, seconds
-
-    @property
-    def clock(self) -> BudgetClock:
-        found = _CLOCKS.get(self.clock_id)
-        if found is None:  # restored in a new driver: the budget counts from now
-            found = BudgetClock(TrialBudget(self.seconds, 1, 0, 1, 1), time.time() + self.seconds)
-            _CLOCKS[self.clock_id] = found
-        return found
-
-
-def start_clock(sizing: TrialBudget, started: float) -> str:
-    """A budget counted from ``started`` (time.time() when the driver began); the id the Tune pieces share it by."""
-    clock_id = uuid.uuid4().hex
-    _CLOCKS[clock_id] = BudgetClock(sizing, started + sizing.seconds)
-    return clock_id
-
-
-def get_clock(clock_id: str) -> BudgetClock:
-    return _CLOCKS[clock_id]
-
-
-class BudgetStopper(_UsesClock, tune.Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        clock = self.clock
-        if "config" in result and result.get("time_this_iter_s"):
-            clock.measured.append((float(result["time_this_iter_s"]), clock.sizing.epoch_seconds(result["config"])))
-        # Another epoch would not finish in time: stop now, at a reported epoch with its checkpoint.
-        if clock.remaining() < float(result.get("time_this_iter_s", 0.0)):
-            clock.stopped.add(trial_id)
-            clock.ended = True
-            return True
-        return False
+        return _left(self.deadline) < float(result.get("time_this_iter_s") or 0.0)
 
     def stop_all(self) -> bool:
-        clock = self.clock
-        if clock.remaining() > 0:
-            return False
-        if not clock.ended:
-            clock.stopped |= clock.running
-        clock.ended = True
-        return True
+        return False  # Tune's TimeoutStopper ends the experiment
+
+    # Tune pickles the stopper into its experiment state at every checkpoint and restores it from there.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"seconds_left": _left(self.deadline)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.deadline = time.time() + state["seconds_left"]
 
 
-class BudgetCallback(_UsesClock, tune.Callback):
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.clock.running.add(trial.trial_id)
+class BudgetSearcher(Searcher):
+    """Wraps a searcher; once a proposal cannot reach its first rung before ``deadline``, the search is FINISHED."""
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.clock.running.discard(trial.trial_id)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.clock.running.discard(trial.trial_id)
-
-
-class BudgetSearcher(_UsesClock, Searcher):
-    """Wraps a searcher; once a proposal cannot reach its first rung in time, the search is FINISHED."""
-
-    def __init__(self, searcher: Searcher, clock_id: str, seconds: float) -> None:
-        _UsesClock.__init__(self, clock_id, seconds)
+    def __init__(self, searcher: Searcher, sizing: TrialBudget, deadline: float) -> None:
         Searcher.__init__(self, metric=searcher.metric, mode=searcher.mode)
-        self.searcher = searcher
+        self.searcher, self.sizing, self.deadline = searcher, sizing, deadline
+        self.measured: list[tuple[float, float]] = []  # (measured, predicted) epoch seconds
+        self.predicted: dict[str, float] = {}  # trial_id -> predicted epoch seconds (results arrive flattened)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return self.searcher.set_search_properties(metric, mode, config, **spec)
@@ -116,35 +62,50 @@ class BudgetSearcher(_UsesClock, Searcher):
         return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        clock = self.clock
-        if clock.remaining() <= 0:
-            clock.ended = True
+        if _left(self.deadline) <= 0:
             return Searcher.FINISHED
         config = self.searcher.suggest(trial_id)
         if not isinstance(config, dict):
             return config
-        grace = clock.sizing.grace_period
-        needed = first_rung_seconds(clock.sizing.epoch_seconds(config), grace, correction_factor(clock.measured))
-        if needed > clock.remaining():
+        predicted = self.predicted[trial_id] = self.sizing.epoch_seconds(config)
+        needed = first_rung_seconds(predicted, self.sizing.grace_period, correction_factor(self.measured))
+        if needed > _left(self.deadline):
             self.searcher.on_trial_complete(trial_id, error=True)  # withdrawn: not left pending in TPE
-            clock.ended = True
             return Searcher.FINISHED
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.predicted and result.get("time_this_iter_s"):
+            self.measured.append((float(result["time_this_iter_s"]), self.predicted[trial_id]))
         self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
-    def get_state(self) -> dict:
-        return {}  # the budget is per driver run; the wrapped searcher saves its own state
+    # Tune saves a wrapper's state with get_state (the wrapped searcher saves its own) and restores it
+    # with set_state; the deadline travels as the seconds left.
+    def get_state(self) -> dict[str, Any]:
+        return {"measured": self.measured, "predicted": self.predicted, "seconds_left": _left(self.deadline)}
 
-    def set_state(self, state: dict) -> None:
-        pass
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.measured, self.predicted = list(state["measured"]), dict(state["predicted"])
+        self.deadline = time.time() + state["seconds_left"]
 
-    def save(self, checkpoint_path: str) -> None:
-        self.searcher.save(checkpoint_path)
 
-    def restore(self, checkpoint_path: str) -> None:
-        self.searcher.restore(checkpoint_path)
+def budget_cut(last_results: list[dict[str, Any]]) -> list[str]:
+    """The trials the budget cut short, from each trial's last report in one driver run of a part.
+
+    A trial cut by the budget (by ``BudgetStopper``, or running when Tune's TimeoutStopper ended the
+    experiment) stopped before its own last epoch, and its next epoch would have ended after the
+    experiment's last report.
+    """
+    reported = [r for r in last_results if r.get("timestamp") is not None]
+    if not reported:
+        return []
+    end = max(float(r["timestamp"]) for r in reported)
+    return sorted(
+        str(r["trial_id"])
+        for r in reported
+        if int(r.get("epoch", 0)) < int(r.get("trial_epochs", 0))
+        and float(r["timestamp"]) + float(r.get("time_this_iter_s") or 0.0) > end
+    )

@@ -106,7 +106,7 @@ def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
         f"report: python -m analysis {root}"
     )
     done, asked = summary["trials"], plan.trials
-    if summary.get("ended_by") is None and done < asked:  # Ctrl-C: Tune saved the state; say how to go on
+    if summary.get("ended_by") is None:  # Ctrl-C: Tune saved the state; say how to go on
         name = root.rstrip("/").rsplit("/", 1)[-1]
         of_asked = "" if plan.until_budget else f" of {asked}"  # a budget without a count asked for no number
         print(

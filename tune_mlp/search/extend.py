@@ -37,7 +37,7 @@ class Part:
 
     root: str  # the search's folder (search.json)
     folder: str  # "." for the first part, "part-2", ... for extensions
-    samples: int  # trials this part runs
+    samples: int  # trials this part asks for (Tune's num_samples; -1: until the time budget ends)
     resume: bool  # restore this part's Tune experiment (interrupted, or finished with nothing to add)
     finished: bool = False  # the search already holds the trials asked for: only its results are read
     warm_start: list[dict[str, Any]] = field(default_factory=list)  # earlier trials: trial_id, config, reward
@@ -67,13 +67,13 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
     if last.get("ended_by") is None and tune.Tuner.can_restore(last_path):
         return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True)
     done = trials_done(existing.part_paths(root), existing)
-    if done >= samples:  # nothing to add: reopen the last part, which returns its results
+    if 0 <= samples <= done:  # nothing to add: reopen the last part, which returns its results (-1: until a budget)
         return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True, finished=True)
     earlier = [result for path in existing.part_paths(root) for result in load_results(path, existing)]
     return Part(
         root,
         f"{PART_PREFIX}{len(parts) + 1}",
-        samples - done,
+        samples - done if samples >= 0 else samples,
         False,
         warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
         histories={point["trial_id"]: point["history"] for point in _histories(earlier, existing.metric)},
@@ -192,4 +192,19 @@ def record_part(record: SearchRecord, part: Part, **info: Any) -> SearchRecord:
         parts.append(part_entry(part, **info))
     else:
         parts[index].update(info)
+    return dataclasses.replace(record, parts=parts)
+
+
+def record_run(record: SearchRecord, part: Part, **times: float) -> SearchRecord:
+    """``started=`` opens a driver run of ``part`` in its ``runs`` (wall-clock times), ``ended=`` closes the last one.
+
+    A part resumed after its driver was killed has one run per driver; a killed run has no ``ended``.
+    """
+    parts = [dict(p) for p in record.parts]
+    entry = next(p for p in parts if p.get("folder", ".") == part.folder)
+    runs = [dict(run) for run in entry.get("runs", [])]
+    if "started" in times or not runs:
+        runs.append({})
+    runs[-1].update(times)
+    entry["runs"] = runs
     return dataclasses.replace(record, parts=parts)

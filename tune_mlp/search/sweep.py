@@ -2,8 +2,8 @@
 
     python -m tune_mlp.search --space my_sweep.yaml --dry-run     # what the file became, then exit
 
-``load_sweep`` reads the document once into a ``Sweep``; ``plan_search`` combines it with the command line
-(flags given there win) into a ``SearchPlan``; ``describe_plan`` is the ``--dry-run`` text and
+``load_sweep`` reads the document once into a ``Sweep``; ``tune_mlp.search.options.search_plan`` combines it
+with the command line (flags given there win) into a ``SearchPlan``; ``describe_plan`` is the ``--dry-run`` text and
 ``keys_line`` the one line a search prints about the file's keys. The mapping is documented in
 docs/sweeps.md.
 """
@@ -19,7 +19,7 @@ from typing import Any
 from ray.tune.search.sample import Categorical, Domain, Integer, Normal, Quantized
 
 from tune_mlp.config import METRIC, MODE, REPORTED_METRICS
-from tune_mlp.search.distributions import DISCRETE, SweepDistribution, grid_values
+from tune_mlp.search.distributions import DISCRETE, SweepDistribution
 from tune_mlp.search.space import (
     SearchSpace,
     SearchSpaceError,
@@ -209,12 +209,16 @@ class SearchPlan:
     searcher: str  # hyperopt_tpe | random | grid
     metric: str
     mode: str
-    samples: int  # Tune's num_samples (a grid runs every combination once per sample)
-    trials: int  # trials the run will start
+    samples: int  # Tune's num_samples (a grid runs every combination once per sample); -1: until the budget ends
+    trials: int  # trials asked for: samples, or samples x combinations for a grid; -1: until the budget ends
     max_epochs: int  # ASHA max_t and each trial's epoch budget
     grace_period: int
     reduction_factor: float
-    until_budget: bool = False  # ``samples`` only caps the count: trials start until the time budget ends
+
+    @property
+    def until_budget(self) -> bool:
+        """Trials start until the time budget ends (no count was asked for)."""
+        return self.samples == -1
 
     def summary(self) -> dict[str, Any]:
         """The plan as written beside the experiment (search.json) for the report."""
@@ -240,38 +244,6 @@ class SearchPlan:
 
 
 SEARCHERS = {"bayes": "hyperopt_tpe", "random": "random", "grid": "grid"}
-
-
-def plan_search(sweep: Sweep, defaults: dict[str, Any], flags: dict[str, Any]) -> SearchPlan:
-    """Flags given on the command line (not None in ``flags``) win over the file, the file over ``defaults``.
-
-    ``defaults``/``flags`` hold ``samples``, ``max_epochs``, ``grace_period``, ``reduction_factor``.
-    """
-    hyperband = sweep.hyperband
-    from_file = {
-        "samples": 1 if sweep.method == "grid" else sweep.run_cap,
-        "max_epochs": hyperband.max_t if hyperband else None,
-        "grace_period": hyperband.grace_period if hyperband else None,
-        "reduction_factor": hyperband.reduction_factor if hyperband else None,
-    }
-    chosen = {
-        key: next(value for value in (flags.get(key), from_file[key], defaults[key]) if value is not None)
-        for key in from_file
-    }
-    trials = chosen["samples"]
-    if sweep.method == "grid":
-        trials *= math.prod(len(grid_values(spec)) for spec in sweep.space.parameters.values())
-    return SearchPlan(
-        sweep=sweep,
-        searcher=SEARCHERS[sweep.method],
-        metric=sweep.metric,
-        mode=sweep.mode,
-        samples=chosen["samples"],
-        trials=trials,
-        max_epochs=chosen["max_epochs"],
-        grace_period=min(chosen["grace_period"], chosen["max_epochs"]),
-        reduction_factor=chosen["reduction_factor"],
-    )
 
 
 def keys_line(sweep: Sweep) -> str:
@@ -307,7 +279,7 @@ def describe_plan(plan: SearchPlan, initial_points: int, seed: int) -> str:
 
 def samples_line(plan: SearchPlan) -> str:
     if plan.until_budget:
-        return f"samples: until the time budget ends (at most {plan.samples}; --samples N caps them)"
+        return "samples: until the time budget ends (--samples N caps them)"
     grid = f" x grid of {plan.trials // plan.samples} = {plan.trials} trials" if plan.searcher == "grid" else ""
     return f"samples: {plan.samples}{grid}"
 

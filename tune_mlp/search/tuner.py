@@ -34,9 +34,9 @@ from tune_mlp.search.budget import (
     parse_duration,
     typical_config,
 )
-from tune_mlp.search.budget_tune import BudgetCallback, BudgetSearcher, BudgetStopper, get_clock, start_clock
-from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, seed_rungs, trials_done
-from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan, trial_slots
+from tune_mlp.search.budget_tune import BudgetSearcher, BudgetStopper, budget_cut
+from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, record_run, seed_rungs, trials_done
+from tune_mlp.search.options import UNTIL_BUDGET, SearchOptions, experiment_name, search_plan, trial_slots
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
 from tune_mlp.search.space import sampled_keys
@@ -97,7 +97,8 @@ def init_ray(options: SearchOptions) -> None:
         )
 
 
-def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], part: Part, budget: str | None) -> Any:
+def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], part: Part,
+              budget: Budget | None) -> Any:  # fmt: skip
     """bayes: HyperOpt TPE (warm-started in an extension) behind a concurrency limit; random and grid: Tune's
     own variant generator. Under a time budget the searcher stops suggesting trials that cannot report in time."""
     points = [] if options.smoke_test or part.warm_start else plan.sweep.space.points_to_evaluate
@@ -109,32 +110,32 @@ def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], p
     elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
         tpe = WarmHyperOptSearch(
             points_to_evaluate=points or None,
-            n_initial_points=min(options.initial_points, options.samples),
+            n_initial_points=min(options.initial_points, part.samples) if part.samples > 0 else options.initial_points,
             random_state_seed=options.seed,
             evaluated=part.warm_start,
         )
         searcher = ConcurrencyLimiter(tpe, max_concurrent=_concurrency(options))
     if budget and searcher is not None:
-        return BudgetSearcher(searcher, budget, get_clock(budget).seconds)
+        return BudgetSearcher(searcher, budget.sizing, budget.deadline)
     return searcher
 
 
-def _scheduler(options: SearchOptions, part: Part) -> ASHAScheduler:
-    """ASHA on epochs, with the plan's max_t / grace / reduction (the file's hyperband or the flags)."""
+def _scheduler(options: SearchOptions, plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
+    """ASHA on epochs, with the plan's grace / reduction (the file's hyperband or the flags) and this part's max_t."""
     if options.searcher == "bohb":
-        return bohb_scheduler(options.max_epochs, options.reduction_factor)
+        return bohb_scheduler(max_epochs, plan.reduction_factor)
     scheduler = ASHAScheduler(
         time_attr="epoch",
-        max_t=options.max_epochs,
-        grace_period=min(options.grace_period, options.max_epochs),
-        reduction_factor=options.reduction_factor,
+        max_t=max_epochs,
+        grace_period=min(plan.grace_period, max_epochs),
+        reduction_factor=plan.reduction_factor,
     )
     seed_rungs(scheduler, part.histories)  # an extension's first trials meet the earlier ones at each rung
     return scheduler
 
 
 def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan, record: SearchRecord,
-           budget: str | None = None) -> tune.Tuner:  # fmt: skip
+           max_epochs: int, budget: Budget | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     path = part.path
     if part.resume and tune.Tuner.can_restore(path):
@@ -147,7 +148,6 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
     tune_space = _trial_space(plan, options)
     searcher = _searcher(options, plan, tune_space, part, budget)
     name = path.rsplit("/", 1)[-1]
-    extra = [BudgetCallback(budget, get_clock(budget).seconds)] if budget else []
     return tune.Tuner(
         trainable,
         param_space=tune_space,
@@ -156,20 +156,23 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             mode=record.mode,
             search_alg=searcher,
             max_concurrent_trials=None if searcher else _concurrency(options),
-            scheduler=_scheduler(options, part),
-            num_samples=options.samples,
+            scheduler=_scheduler(options, plan, part, max_epochs),
+            num_samples=part.samples,
+            # Tune's TimeoutStopper: ends the experiment when the budget is spent, and keeps what is left of it
+            # in the experiment state, so Tuner.restore continues the same budget.
+            time_budget_s=budget.seconds_left() if budget else None,
             reuse_actors=True,  # keep TensorFlow imported and warm between trials (see tune_mlp.search.actors)
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=path.rsplit("/", 1)[0],
-            stop=BudgetStopper(budget, get_clock(budget).seconds) if budget else None,
+            stop=BudgetStopper(budget.deadline) if budget else None,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
             ),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + extra,
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]),
             progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
@@ -225,6 +228,17 @@ def _trial_space(plan: SearchPlan, options: SearchOptions) -> dict[str, Any]:
     return {key: value for key, value in space.items() if not (options.smoke_test and key == "epochs")}
 
 
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """A fresh part's time budget: what sizes a trial, and the wall-clock end the Tune pieces are given."""
+
+    sizing: TrialBudget
+    deadline: float  # time.time() at which the budget ends
+
+    def seconds_left(self) -> float:
+        return max(self.deadline - time.time(), 1e-3)
+
+
 def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.ResultGrid:
     """Run, resume or extend an experiment and return this run's ResultGrid; input errors stop it before Ray starts.
 
@@ -237,13 +251,12 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     budget_seconds = parse_duration(options.time_budget) if options.time_budget else None  # before any write
     plan = plan or search_plan(options)
     print(keys_line(plan.sweep), flush=True)
-    options = apply_plan(options, plan)
     space = _trial_space(plan, options)
     base = base_config(space)
     storage.check_writable(options.storage_path)
     path = storage.experiment_path(options.storage_path, experiment_name(options))
     asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
-    part = plan_part(path, options.samples, asked, sampled_keys(space))
+    part = plan_part(path, plan.samples, asked, sampled_keys(space))
     splits = load_splits(
         base.dataset,
         options.data_dir,
@@ -255,55 +268,66 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
         configure_wandb_mode(f"{part.path}/trial_*/wandb/offline-run-*")
     init_ray(options)
     record = SearchRecord.load(path) or asked
-    max_epochs = _max_epochs(options, part, record, plan.sweep.space.parameters, budget_seconds, splits)
-    options = dataclasses.replace(options, samples=part.samples, max_epochs=max_epochs)
-    grace = min(options.grace_period, options.max_epochs)
+    max_epochs = _max_epochs(plan, part, record, budget_seconds, splits, options.cpus_per_trial)
     sizing = None
     if budget_seconds:
+        grace = min(plan.grace_period, max_epochs)
         sizing = TrialBudget(budget_seconds, len(splits.x_train), len(splits.x_val), options.cpus_per_trial, grace)
-    budget = start_clock(sizing, started) if sizing else None
+    # A resumed part's pieces come back from Tune's state with what was left of the budget; a new one starts it.
+    budget = Budget(sizing, started + sizing.seconds) if sizing else None
     trainable = tune.with_resources(
         tune.with_parameters(
             train_mlp,
             splits=splits,
-            max_epochs=options.max_epochs,
+            max_epochs=max_epochs,
             cpus_per_trial=options.cpus_per_trial,
             budget=sizing,
         ),
         TrialResources(options.cpus_per_trial, options.trials_per_actor, _concurrency(options), options.gpus_per_trial),
     )
-    tuner = _tuner(options, part, trainable, plan, record, budget)
+    tuner = _tuner(options, part, trainable, plan, record, max_epochs, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
         return tuner.fit()
-    record = record_part(record, part, max_epochs=options.max_epochs, time_budget_s=budget_seconds,
+    record = record_part(record, part, max_epochs=max_epochs, time_budget_s=budget_seconds,
                          until_budget=plan.until_budget, slots=_concurrency(options), ended_by=None)  # fmt: skip
+    record = record_run(record, part, started=started)
     record.save(path)
     results = tuner.fit()
-    _finish_part(path, part, budget)
+    _finish_part(path, part, results, budget_seconds is not None)
     return results
 
 
-def _max_epochs(options: SearchOptions, part: Part, record: SearchRecord, parameters: dict[str, Any],
-                budget_seconds: float | None, splits: Any) -> int:  # fmt: skip
-    """ASHA's max_t: as asked, as a resumed part had it, or what fits the budget."""
+def _max_epochs(plan: SearchPlan, part: Part, record: SearchRecord, budget_seconds: float | None, splits: Any,
+                cpus_per_trial: int) -> int:  # fmt: skip
+    """ASHA's max_t: as planned, as a resumed part had it, or what fits the budget."""
     entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
     if part.resume and entry.get("max_epochs"):
         return int(entry["max_epochs"])
     if not budget_seconds:
-        return options.max_epochs
-    typical = TrainConfig().to_dict() | typical_config(parameters)
-    seconds = epoch_seconds(typical, len(splits.x_train), len(splits.x_val), options.cpus_per_trial)
-    return fit_max_epochs(budget_seconds, seconds, options.max_epochs, options.grace_period)
+        return plan.max_epochs
+    typical = TrainConfig().to_dict() | typical_config(plan.sweep.space.parameters)
+    seconds = epoch_seconds(typical, len(splits.x_train), len(splits.x_val), cpus_per_trial)
+    return fit_max_epochs(budget_seconds, seconds, plan.max_epochs, plan.grace_period)
 
 
-def _finish_part(path: str, part: Part, budget: str | None) -> None:
-    """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted."""
+def _finish_part(path: str, part: Part, results: tune.ResultGrid, budgeted: bool) -> None:
+    """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted.
+
+    Tune leaves no trial unfinished when the experiment ends by itself (its samples, or under a budget the
+    searcher's last suggestion or Tune's TimeoutStopper); Ctrl-C leaves the running ones RUNNING, to resume.
+    """
     record = SearchRecord.load(path) or SearchRecord()
     done = trials_done([part.path], record)
-    clock = get_clock(budget) if budget else None
-    ended_by = "time budget" if clock and clock.ended else "samples" if done >= part.samples else None
-    stopped = sorted(clock.stopped) if clock else []
-    record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped).save(path)
+    ended = results.num_terminated + results.num_errors == len(results)
+    ended_by = None
+    if ended and part.samples != UNTIL_BUDGET and done >= part.samples:
+        ended_by = "samples"
+    elif ended and budgeted:
+        ended_by = "time budget"
+    last = [result.metrics for result in results if result.metrics]
+    stopped = budget_cut(last) if ended_by == "time budget" else []
+    record = record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped)
+    record_run(record, part, ended=time.time()).save(path)
 
 
 def write_best(results: tune.ResultGrid) -> BestResult:
