@@ -44,7 +44,8 @@ import tensorflow as tf
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import Splits, load_splits
-from tune_mlp.mlp.model import data_loss, forward, init_weights, layer_sizes
+from tune_mlp.mlp.model import data_loss, forward, init_weights
+from tune_mlp.mlp.network import layer_sizes
 from tune_mlp.mlp.trainer import Trainer, configure_threads
 
 TARGET_SAMPLES_PER_SECOND = 50_000.0

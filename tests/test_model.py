@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tune_mlp.config import TrainConfig
-from tune_mlp.mlp.model import data_loss, forward, init_weights, l2_penalty, layer_sizes, numpy_logits
+from tune_mlp.mlp.model import data_loss, forward, init_weights, l2_penalty, numpy_logits
+from tune_mlp.mlp.network import layer_sizes
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])

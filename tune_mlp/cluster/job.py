@@ -69,16 +69,14 @@ def require_token() -> None:
         )
 
 
-def job_runtime_env(space_name: str, space_text: str, wandb_key: str | None) -> dict[str, Any]:
-    """runtime_env.yaml plus the code (py_modules), the space and, only in memory, the W&B key."""
+def job_runtime_env(space_name: str, space_text: str) -> dict[str, Any]:
+    """runtime_env.yaml plus the code (py_modules) and the space; never a W&B key (Ray logs runtime envs)."""
     import tune_mlp
 
     runtime_env = yaml.safe_load(RUNTIME_ENV_FILE.read_text()) or {}
     runtime_env["py_modules"] = [str(Path(tune_mlp.__file__).resolve().parent)]
     env_vars = runtime_env.setdefault("env_vars", {})
     env_vars |= {SPACE_TEXT_ENV: space_text, SPACE_NAME_ENV: space_name}
-    if wandb_key:
-        env_vars["WANDB_API_KEY"] = wandb_key
     return runtime_env
 
 
@@ -94,11 +92,10 @@ def submit_search(options: SearchOptions, argv: Sequence[str]) -> str:
     name = options.name or (None if options.resume else job_id)
     args = without_flags(argv) + (["--name", name] if name and not options.name else [])
     # The key never goes into the job's runtime env: Ray's runtime-env agents log runtime envs in clear text.
-    wandb_key = None
     client = JobSubmissionClient(options.address)
     client.submit_job(
         entrypoint=shlex.join(["python", "-m", "tune_mlp.cluster.driver", *args]),
-        runtime_env=job_runtime_env(space.stem, space.read_text(), wandb_key),
+        runtime_env=job_runtime_env(space.stem, space.read_text()),
         submission_id=job_id,
     )
     if options.wandb:

@@ -21,14 +21,14 @@ import numpy as np
 from tune_mlp import storage
 from tune_mlp.config import TrainConfig
 from tune_mlp.errors import UserInputError
+from tune_mlp.mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE  # no TensorFlow
 from tune_mlp.records import BestResult, SearchRecord
 
 EXPORT_INFO = "export.json"  # what the export was made from; marks a folder as ours
 KERAS_FILE = "model.keras"
-# Not imported from tune_mlp.mlp.training / tune_mlp.mlp.checkpoint: both load TensorFlow, and a wrong path should fail
-# at once with one line, not after TensorFlow's start-up log (tests check the names agree).
+# Not imported from tune_mlp.mlp.training: it loads TensorFlow, and a wrong path should fail at once with one
+# line, not after TensorFlow's start-up log (tests check the name agrees).
 TRAIN_METRICS = "metrics.json"
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
 
 
 class ModelPathError(UserInputError, ValueError):

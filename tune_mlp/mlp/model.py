@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-# The shape lives in tune_mlp.mlp.network (no TensorFlow); trainer and scripts still import it from here.
-from tune_mlp.mlp.network import INPUT_SIZE, NUM_CLASSES, layer_sizes  # noqa: F401
+from tune_mlp.mlp.network import NUM_CLASSES
 
 RANDOM_INIT_STDDEV = 0.01  # the study's "random" init: small normal weights
 

@@ -19,7 +19,8 @@ import tensorflow as tf
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import Splits
 from tune_mlp.mlp.checkpoint import Checkpoint
-from tune_mlp.mlp.model import correct_count, data_loss, forward, init_weights, l2_penalty, layer_sizes
+from tune_mlp.mlp.model import correct_count, data_loss, forward, init_weights, l2_penalty
+from tune_mlp.mlp.network import layer_sizes
 from tune_mlp.mlp.optimizers import make_optimizer
 
 
