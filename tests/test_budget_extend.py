@@ -28,9 +28,9 @@ from tune_mlp.search.options import BUDGET_MAX_EPOCHS, PLAN_DEFAULTS, UNTIL_BUDG
 from tune_mlp.search.results import load_experiment
 from tune_mlp.search.sweep import describe_plan
 
-# Tune's TimeoutStopper counts what is left of the budget from its first step: a resumed driver's start-up
-# (Ray, the data, Tune's restore) comes on top, as a start-up did before the budget counted it.
-RESUME_START_UP_S = 30
+# Tune's TimeoutStopper counts what is left of the budget from its first step after restoring the experiment:
+# the restore itself (reading the state, recreating the trials) comes on top.
+TUNE_RESTORE_S = 30
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
 
@@ -186,18 +186,17 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
 def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_path) -> None:
     """kill -9 of the driver after a few checkpoints, then --resume: the budget (not an interruption) ends it."""
     space = write_space(tmp_path / "space.yaml")
-    args = ("--space", space, "--max-epochs", "400", "--time-budget", "2m", "--concurrency", "2",
+    args = ("--space", space, "--max-epochs", "400", "--time-budget", "3m", "--concurrency", "2",
             "--no_wandb", "--storage-path", str(tmp_path), "--name", "killed")  # fmt: skip
     root = tmp_path / "killed"
     proc = search_cli(*args, start_new_session=True)
-    limit = time.time() + 300
-    while time.time() < limit:  # a few reported epochs, and Tune's state saved with them
+    while proc.poll() is None:  # a few reported epochs, and Tune's state saved with them
         epochs = sum(len(p.read_text().splitlines()) for p in root.glob("trial_*/result.json"))
-        if epochs >= 4 and list(root.glob("experiment_state-*.json")):
+        if epochs >= 2 and list(root.glob("experiment_state-*.json")):
             break
         time.sleep(0.2)
     else:
-        pytest.fail("the search never reported")
+        pytest.fail(f"the search ended before it could be killed: {proc.communicate()[0][-3000:]}")
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait()
     killed = json.loads((root / "search.json").read_text())["parts"][0]
@@ -206,17 +205,35 @@ def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_p
     out = run_cli(*args, "--resume")
     (part,) = json.loads((root / "search.json").read_text())["parts"]
     assert part["ended_by"] == "time budget", out[-3000:]
-    assert out.rstrip().splitlines()[-1].endswith("the time budget (2m) ended the search; "
+    assert out.rstrip().splitlines()[-1].endswith("the time budget (3m) ended the search; "
                                                   f"report: python -m analysis {root}")  # fmt: skip
     assert "interrupted" not in out
     first, second = part["runs"]
     reports = [json.loads(line) for p in root.glob("trial_*/result.json") for line in p.read_text().splitlines()]
     before = max(r["timestamp"] for r in reports if r["timestamp"] < second["started"])
-    left = 120 - (before - first["started"])  # the budget left at the killed driver's last report
+    left = 180 - (before - first["started"])  # at most what was left at the killed driver's last report
     after = [r["timestamp"] for r in reports if r["timestamp"] >= second["started"]]
-    # The resumed driver's trials report within what was left, counted from its start-up (Ray, data) on.
-    assert after and max(after) <= second["started"] + left + RESUME_START_UP_S
-    assert second["ended"] >= max(after)
+    # The resumed driver's trials report within what was left, counted from when it began tuning again.
+    assert after and max(after) <= second["tuning"] + left + TUNE_RESTORE_S
+    assert second["started"] <= second["tuning"] <= max(after) <= second["ended"]
+
+
+def test_the_private_state_an_extension_writes_is_where_it_was_checked() -> None:
+    """seed_rungs writes ASHA's rungs, WarmHyperOptSearch HyperOpt's trials: private, so pinned versions."""
+    import hyperopt
+    import ray
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tune_mlp.search.extend import seed_rungs
+
+    versions = (ray.__version__, hyperopt.__version__)
+    assert versions == ("2.60.0", "0.3.0"), (
+        f"ray {ray.__version__}, hyperopt {hyperopt.__version__}: re-check tune_mlp.search.extend (ASHA's "
+        "_brackets[i]._rungs, HyperOptSearch._hpopt_trials) against the new versions, then update this pin"
+    )
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=9, grace_period=1, reduction_factor=3)
+    assert seed_rungs(scheduler, {"old": {1: 0.5, 3: 0.6}}) == 2
+    assert [dict(rung) for _, rung in scheduler._brackets[0]._rungs if rung] == [{"old": 0.6}, {"old": 0.5}]
 
 
 EXTEND_ARGS = ("--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")

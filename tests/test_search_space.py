@@ -214,3 +214,18 @@ def test_sweep_parameter_errors_name_key_and_fix(tmp_path, text: str, message: s
     with pytest.raises(SearchSpaceError) as error:
         load_space(path)
     assert message in str(error.value) and path in str(error.value)
+
+
+def test_the_pyll_function_sweep_distributions_register_is_where_it_was_checked() -> None:
+    """SweepHyperOptSearch adds ``_sweep_ppf`` to hyperopt's pyll scope: checked against hyperopt 0.3.0."""
+    import hyperopt
+    from hyperopt.pyll import scope
+
+    from tune_mlp.search.distributions import SweepHyperOptSearch
+
+    assert hyperopt.__version__ == "0.3.0", (
+        f"hyperopt {hyperopt.__version__}: re-check SweepHyperOptSearch.convert_search_space "
+        "(scope.define_if_new, scope._sweep_ppf) in tune_mlp/search/distributions.py, then update this pin"
+    )
+    SweepHyperOptSearch.convert_search_space({})
+    assert hasattr(scope, "_sweep_ppf")

@@ -186,6 +186,8 @@ class SweepHyperOptSearch(HyperOptSearch):
         import hyperopt as hpo
         from hyperopt.pyll import scope
 
+        # hyperopt's way to add a function to its graph language (pyll); checked against hyperopt 0.3.0
+        # (tests/test_search_space.py fails when another version is installed).
         scope.define_if_new(_sweep_ppf)  # registers it; the node is scope._sweep_ppf
         ours = {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
         rest = {key: value for key, value in spec.items() if key not in ours}

@@ -122,7 +122,8 @@ def seed_rungs(scheduler: Any, histories: dict[str, dict[int, float]]) -> int:
     """Give ASHA the earlier trials' scores at its rungs, so the new part's first trials have peers to lose to.
 
     ASHA keeps each rung's scores in ``_brackets[i]._rungs`` as (milestone, {trial_id: score}); returns how
-    many scores were entered.
+    many scores were entered. Private state: Tune has no public way to give a scheduler results from outside
+    the run. Checked against ray 2.60.0 (tests/test_budget_extend.py fails when another version is installed).
     """
     entered = 0
     for bracket in getattr(scheduler, "_brackets", []):
@@ -141,6 +142,10 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
     workers than start-up points its model was first fitted on running trials (each an infinite loss) and
     its ties; here the draws stay random until that many trials have reported (the replay benchmark,
     docs/benchmarks.md, measured it at 8 and 32 workers).
+
+    Ray 2.60's HyperOptSearch has no public warm start (no ``evaluated_rewards``; ``add_evaluated_point`` is not
+    implemented), so the results go into its ``_hpopt_trials`` as finished HyperOpt trials. Checked against
+    ray 2.60.0 and hyperopt 0.3.0 (tests/test_budget_extend.py fails when other versions are installed).
     """
 
     def __init__(self, *args: Any, evaluated: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:

@@ -291,7 +291,7 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     record = record_part(record, part, max_epochs=max_epochs, time_budget_s=budget_seconds,
                          until_budget=plan.until_budget, slots=_concurrency(options), ended_by=None)  # fmt: skip
     record = record_run(record, part, started=started)
-    record.save(path)
+    record_run(record, part, tuning=time.time()).save(path)
     results = tuner.fit()
     _finish_part(path, part, results, budget_seconds is not None)
     return results
