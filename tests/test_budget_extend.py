@@ -75,12 +75,12 @@ def test_a_budget_without_max_epochs_lets_the_fit_decide_up_to_the_ceiling() -> 
 def test_the_search_line_counts_the_trials_asked_over_all_parts() -> None:
     first = {"folder": ".", "samples": UNTIL_BUDGET, "trials": 12, "until_budget": True}
     until = ", trials until the time budget ended"
-    assert SearchRecord(trials=UNTIL_BUDGET, parts=[first]).describe().endswith(until)
-    extended = SearchRecord(trials=UNTIL_BUDGET, parts=[first, {"folder": "part-2", "samples": 28}])
+    assert SearchRecord(samples=UNTIL_BUDGET, parts=[first]).describe().endswith(until)
+    extended = SearchRecord(samples=UNTIL_BUDGET, parts=[first, {"folder": "part-2", "samples": 28}])
     assert extended.describe().endswith(", 40 trials")  # 12 that ran, then --samples 40 asked for 28 more
     counted = {"folder": ".", "samples": 20, "trials": 20}
-    assert SearchRecord(trials=20, parts=[counted]).describe().endswith(", 20 trials")
-    again = SearchRecord(trials=20, parts=[counted, {"folder": "part-2", "samples": 1000, "until_budget": True}])
+    assert SearchRecord(samples=20, parts=[counted]).describe().endswith(", 20 trials")
+    again = SearchRecord(samples=20, parts=[counted, {"folder": "part-2", "samples": 1000, "until_budget": True}])
     assert again.describe().endswith(until)  # an extension given only a budget
 
 

@@ -50,8 +50,10 @@ class SearchRecord:
     mode: str = MODE  # max | min
     method: str = "bayes"  # the sweep file's method: bayes | random | grid
     searcher: str = "hyperopt_tpe"  # what ran it: hyperopt_tpe | random | grid
-    samples: int = 0  # Tune's num_samples
-    trials: int = 0  # trials the search starts (a grid: samples x combinations)
+    # "samples" are trials asked for, "trials" are trials that ran (reported an epoch or errored): in every file.
+    samples: int = 0  # trials the first part asked for (a grid: every combination x num_samples); -1: until a budget
+    trials: int = 0  # trials that ran, over all parts (written as each part ends)
+    num_samples: int = 0  # Tune's num_samples of the first part (a grid runs every combination that many times)
     scheduler: dict[str, Any] = field(default_factory=dict)  # ASHA's parameters, and whether the file set them
     space: str = ""  # the sweep / space file it came from
     used_keys: list[str] = field(default_factory=list)  # the file's keys that shaped the search
@@ -70,7 +72,7 @@ class SearchRecord:
         """How the search ran, in one line: the search's last output line and the report say it."""
         scheduler = self.scheduler
         last = self.parts[-1] if self.parts else {}
-        asked = self.trials  # the first part's plan; an extension asked for its samples on top of what ran before
+        asked = self.samples  # the first part's plan; an extension asked for its samples on top of what ran before
         if len(self.parts) > 1:
             asked = sum(int(part.get("trials", 0)) for part in self.parts[:-1]) + int(last.get("samples", 0))
         trials = "trials until the time budget ended" if last.get("until_budget") else f"{asked} trials"
@@ -92,5 +94,8 @@ class SearchRecord:
         if text is None:
             return None
         values = json.loads(text)
+        if "num_samples" not in values:  # written before samples meant trials asked for (and trials, those that ran)
+            values["num_samples"], values["samples"] = values.get("samples", 0), values.get("trials", 0)
+            values["trials"] = sum(int(part.get("trials", 0)) for part in values.get("parts", []))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})

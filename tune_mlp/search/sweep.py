@@ -228,8 +228,8 @@ class SearchPlan:
             "searcher": self.searcher,
             "metric": self.metric,
             "mode": self.mode,
-            "samples": self.samples,
-            "trials": self.trials,
+            "samples": self.trials,  # trials asked for (SearchRecord: samples asked, trials ran)
+            "num_samples": self.samples,
             "scheduler": {
                 "type": "asha",
                 "time_attr": "epoch",

@@ -327,6 +327,7 @@ def _finish_part(path: str, part: Part, results: tune.ResultGrid, budgeted: bool
     last = [result.metrics for result in results if result.metrics]
     stopped = budget_cut(last) if ended_by == "time budget" else []
     record = record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped)
+    record = dataclasses.replace(record, trials=trials_done(record.part_paths(path), record))
     record_run(record, part, ended=time.time()).save(path)
 
 
