@@ -29,7 +29,7 @@ from tune_mlp.search.results import load_experiment
 from tune_mlp.search.sweep import describe_plan
 
 # Tune's TimeoutStopper counts what is left of the budget from its first step after restoring the experiment:
-# the restore itself (reading the state, recreating the trials) comes on top.
+# the restore itself (reading the state, recreating the trials) and the last save and clean-up come on top.
 TUNE_RESTORE_S = 30
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -213,9 +213,10 @@ def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_p
     before = max(r["timestamp"] for r in reports if r["timestamp"] < second["started"])
     left = 180 - (before - first["started"])  # at most what was left at the killed driver's last report
     after = [r["timestamp"] for r in reports if r["timestamp"] >= second["started"]]
-    # The resumed driver's trials report within what was left, counted from when it began tuning again.
-    assert after and max(after) <= second["tuning"] + left + TUNE_RESTORE_S
-    assert second["started"] <= second["tuning"] <= max(after) <= second["ended"]
+    # The resumed driver ends within what was left, counted from when it began tuning again (on a busy machine
+    # restarting the trials' workers may take all of it: then no epoch is reported after the resume).
+    assert second["started"] <= second["tuning"] <= second["ended"] <= second["tuning"] + left + TUNE_RESTORE_S
+    assert all(timestamp <= second["ended"] for timestamp in after)
 
 
 def test_the_private_state_an_extension_writes_is_where_it_was_checked() -> None:
