@@ -84,9 +84,14 @@ def _canonical(parameters: dict[str, Any]) -> str:
     return json.dumps(parameters, sort_keys=True, default=str)
 
 
+def ran(result: Any) -> bool:
+    """A trial that ran: it reported an epoch or failed (one the budget ended before its first report did not)."""
+    return "epoch" in (result.metrics or {}) or result.error is not None
+
+
 def trials_done(paths: list[str], record: SearchRecord) -> int:
-    """Trials that reported or failed, over all parts (a trial stopped before it started does not count)."""
-    return sum(1 for path in paths for result in load_results(path, record) if result.metrics or result.error)
+    """Trials that ran (``ran``), over all parts."""
+    return sum(1 for path in paths for result in load_results(path, record) if ran(result))
 
 
 def warm_points(results: list[Any], metric: str, mode: str, sampled: list[str]) -> list[dict[str, Any]]:

@@ -35,7 +35,16 @@ from tune_mlp.search.budget import (
     typical_config,
 )
 from tune_mlp.search.budget_tune import BudgetSearcher, BudgetStopper, budget_cut
-from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_part, record_run, seed_rungs, trials_done
+from tune_mlp.search.extend import (
+    Part,
+    WarmHyperOptSearch,
+    plan_part,
+    ran,
+    record_part,
+    record_run,
+    seed_rungs,
+    trials_done,
+)
 from tune_mlp.search.options import UNTIL_BUDGET, SearchOptions, experiment_name, search_plan, trial_slots
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
@@ -348,7 +357,7 @@ def write_best(results: tune.ResultGrid) -> BestResult:
     summary = {
         "search": dataclasses.asdict(record),
         "experiment": root,
-        "trials": sum(1 for result in every if result.metrics or result.error),
+        "trials": sum(1 for result in every if ran(result)),
         "errored_trials": sum(1 for result in every if result.error),
         "parts": len(record.part_paths(root)),
         "ended_by": last.get("ended_by"),
