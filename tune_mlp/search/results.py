@@ -173,7 +173,8 @@ def _part_of(trial_path: str, record: SearchRecord) -> str:
 
 def _trial_row(result: Any, record: SearchRecord, budget_stopped: set[str] = frozenset()) -> dict[str, Any]:
     frame = result.metrics_dataframe
-    config = {f"config/{key}": value for key, value in result.config.items()}
+    # A trial the time budget ended before its first report has no config in its result.
+    config = {f"config/{key}": value for key, value in (result.config or {}).items()}
     if frame is None or frame.empty or record.metric not in frame:
         trial_id = result.path.rsplit("_", 1)[-1]
         status = trial_status({}, result.error)
