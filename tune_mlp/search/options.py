@@ -62,6 +62,9 @@ class SearchOptions:
     data_dir: str | None = None  # folder with the IDX files
     smoke_test: bool = False  # two trials, two epochs, a slice of the data
     verbose: bool = False  # show Ray's and the trials' logs
+    stand_in: float | None = bounded(
+        None, 0
+    )  # seconds per epoch: trials sleep and report a made-up curve instead of training (try a set-up, time Ray)
     dry_run: bool = False  # print the Tune space, searcher, scheduler and sample count the file gives, and exit
 
     @property

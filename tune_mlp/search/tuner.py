@@ -39,7 +39,9 @@ from tune_mlp.search.extend import Part, WarmHyperOptSearch, plan_part, record_p
 from tune_mlp.search.options import SearchOptions, apply_plan, experiment_name, search_plan, trial_slots
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
+from tune_mlp.search.retention import KeepBestCheckpoints
 from tune_mlp.search.space import sampled_keys
+from tune_mlp.search.standin import standin_sizes, train_standin
 from tune_mlp.search.sweep import SearchPlan, keys_line
 from tune_mlp.search.trainable import train_mlp
 from tune_mlp.search.wandb_log import wandb_logger_callback
@@ -148,6 +150,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
     searcher = _searcher(options, plan, tune_space, part, budget)
     name = path.rsplit("/", 1)[-1]
     extra = [BudgetCallback(budget, get_clock(budget).seconds)] if budget else []
+    checkpoints, retention = _retention(record)
     return tune.Tuner(
         trainable,
         param_space=tune_space,
@@ -158,21 +161,36 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             max_concurrent_trials=None if searcher else _concurrency(options),
             scheduler=_scheduler(options, part),
             num_samples=options.samples,
-            reuse_actors=True,  # keep TensorFlow imported and warm between trials (see tune_mlp.search.actors)
+            reuse_actors=_reuse_actors(options),  # see tune_mlp.search.actors
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=path.rsplit("/", 1)[0],
             stop=BudgetStopper(budget, get_clock(budget).seconds) if budget else None,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
-            ),
+            checkpoint_config=checkpoints,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + extra,
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + retention + extra,
             progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
+    )
+
+
+def _retention(record: SearchRecord) -> tuple[tune.CheckpointConfig, list[Any]]:
+    """The best 3 checkpoints of a trial (and its latest), trimmed when it ends, not by Tune's ``num_to_keep``,
+    which forces an experiment snapshot every 3 checkpoints of any trial (``tune_mlp.search.retention``)."""
+    config = tune.CheckpointConfig(checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode)
+    return config, [KeepBestCheckpoints(record.metric, record.mode, keep=3)]
+
+
+def _reuse_actors(options: SearchOptions) -> bool:
+    return True  # keep TensorFlow imported and warm between trials
+
+
+def _resources(options: SearchOptions) -> Any:
+    return TrialResources(
+        options.cpus_per_trial, options.trials_per_actor, _concurrency(options), options.gpus_per_trial
     )
 
 
@@ -244,33 +262,28 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     path = storage.experiment_path(options.storage_path, experiment_name(options))
     asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
     part = plan_part(path, options.samples, asked, sampled_keys(space))
-    splits = load_splits(
+    splits = None if options.stand_in is not None else load_splits(
         base.dataset,
         options.data_dir,
         base.val_fraction,
         base.split_seed,
         limit=SMOKE_TRAIN_EXAMPLES if options.smoke_test else None,
-    )
+    )  # fmt: skip
+    sizes = (len(splits.x_train), len(splits.x_val)) if splits else standin_sizes(base)
     if options.wandb:
         configure_wandb_mode(f"{part.path}/trial_*/wandb/offline-run-*")
     init_ray(options)
     record = SearchRecord.load(path) or asked
-    max_epochs = _max_epochs(options, part, record, plan.sweep.space.parameters, budget_seconds, splits)
+    max_epochs = _max_epochs(options, part, record, plan.sweep.space.parameters, budget_seconds, sizes)
     options = dataclasses.replace(options, samples=part.samples, max_epochs=max_epochs)
     grace = min(options.grace_period, options.max_epochs)
     sizing = None
     if budget_seconds:
-        sizing = TrialBudget(budget_seconds, len(splits.x_train), len(splits.x_val), options.cpus_per_trial, grace)
+        sizing = TrialBudget(budget_seconds, *sizes, options.cpus_per_trial, grace)
     budget = start_clock(sizing, started) if sizing else None
     trainable = tune.with_resources(
-        tune.with_parameters(
-            train_mlp,
-            splits=splits,
-            max_epochs=options.max_epochs,
-            cpus_per_trial=options.cpus_per_trial,
-            budget=sizing,
-        ),
-        TrialResources(options.cpus_per_trial, options.trials_per_actor, _concurrency(options), options.gpus_per_trial),
+        _trainable(options, splits, sizing),
+        _resources(options),
     )
     tuner = _tuner(options, part, trainable, plan, record, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
@@ -284,7 +297,7 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
 
 
 def _max_epochs(options: SearchOptions, part: Part, record: SearchRecord, parameters: dict[str, Any],
-                budget_seconds: float | None, splits: Any) -> int:  # fmt: skip
+                budget_seconds: float | None, sizes: tuple[int, int]) -> int:  # fmt: skip
     """ASHA's max_t: as asked, as a resumed part had it, or what fits the budget."""
     entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
     if part.resume and entry.get("max_epochs"):
@@ -292,8 +305,18 @@ def _max_epochs(options: SearchOptions, part: Part, record: SearchRecord, parame
     if not budget_seconds:
         return options.max_epochs
     typical = TrainConfig().to_dict() | typical_config(parameters)
-    seconds = epoch_seconds(typical, len(splits.x_train), len(splits.x_val), options.cpus_per_trial)
+    seconds = epoch_seconds(typical, *sizes, options.cpus_per_trial)
     return fit_max_epochs(budget_seconds, seconds, options.max_epochs, options.grace_period)
+
+
+def _trainable(options: SearchOptions, splits: Any, sizing: TrialBudget | None) -> Any:
+    """The MLP on the splits, or with ``stand_in`` the sleeping stand-in (``tune_mlp.search.standin``)."""
+    if options.stand_in is not None:
+        return tune.with_parameters(train_standin, seconds_per_epoch=options.stand_in, max_epochs=options.max_epochs,
+                                    budget=sizing)  # fmt: skip
+    return tune.with_parameters(
+        train_mlp, splits=splits, max_epochs=options.max_epochs, cpus_per_trial=options.cpus_per_trial, budget=sizing
+    )
 
 
 def _finish_part(path: str, part: Part, budget: str | None) -> None:
