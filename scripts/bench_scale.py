@@ -103,7 +103,7 @@ CASES = {  # fmt: skip
     "slots32_wandb": Case("slots32_wandb", 32, 200, 1.0, 9, 1, "bayes", True, 5.0, "2 cores: as slots32, W&B offline"),
 }
 # --quick: these cases run this many trials (throughput: also this many slots)
-QUICK = {"bookkeeping": 200, "throughput": 16, "shape64": 100, "tiny": 12}
+QUICK = {"bookkeeping": 200, "throughput": 16, "shape64": 100, "slots32": 64, "slots32_wandb": 64, "tiny": 12}
 
 
 # ---------------------------------------------------------------- measuring (in the child process)
