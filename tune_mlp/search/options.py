@@ -45,7 +45,7 @@ class SearchOptions:
     reduction_factor: float | None = bounded(None, 1, low_open=True)  # ASHA keeps 1/this at each rung (eta, else 3)
     cpus_per_trial: int = bounded(1, 1)  # CPUs (TensorFlow threads) per trial
     gpus_per_trial: float = bounded(0.0, 0.0)  # GPUs per trial; a fraction shares one (0.25: four trials a GPU)
-    trials_per_actor: int = bounded(4, 0)  # workers are replaced every this x slots trials (0: never): flat memory
+    trials_per_actor: int | None = bounded(None, 0)  # new workers every this x slots trials; 0: never (4 to 8 slots)
     concurrency: int | None = bounded(None, 1)  # trials at once (default: cluster CPUs / cpus-per-trial)
     initial_points: int = bounded(6, 1)  # random trials before TPE takes over
     searcher: str = choice("hyperopt", SEARCHERS)  # hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random

@@ -24,7 +24,7 @@ from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search.actors import TrialResources
+from tune_mlp.search.actors import TrialResources, default_trials_per_actor
 from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
@@ -189,9 +189,9 @@ def _reuse_actors(options: SearchOptions) -> bool:
 
 
 def _resources(options: SearchOptions) -> Any:
-    return TrialResources(
-        options.cpus_per_trial, options.trials_per_actor, _concurrency(options), options.gpus_per_trial
-    )
+    slots = _concurrency(options)
+    per_actor = default_trials_per_actor(slots) if options.trials_per_actor is None else options.trials_per_actor
+    return TrialResources(options.cpus_per_trial, per_actor, slots, options.gpus_per_trial)
 
 
 def _concurrency(options: SearchOptions) -> int:
