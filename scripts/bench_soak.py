@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tune_mlp.search.options import SearchOptions  # noqa: E402
+from tune_mlp.search.actors import default_trials_per_actor  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -114,8 +114,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="concurrent trials (reused actors)")
     parser.add_argument("--examples", type=int, default=2000, help="training examples of the slice")
     parser.add_argument("--phases", nargs="+", default=["reuse", "recycle"], choices=["reuse", "recycle"])
-    parser.add_argument("--trials-per-actor", type=int, default=SearchOptions.trials_per_actor,
-                        help="the recycle phase's (default: the search's)")  # fmt: skip
+    parser.add_argument("--trials-per-actor", type=int, default=default_trials_per_actor(2),
+                        help="the recycle phase's (default: the search's up to 8 slots)")  # fmt: skip
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

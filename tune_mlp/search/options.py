@@ -54,7 +54,9 @@ class SearchOptions:
     )
     cpus_per_trial: int = bounded(1, 1, help="CPUs (TensorFlow threads) per trial")
     gpus_per_trial: float = bounded(0.0, 0.0, help="GPUs per trial; a fraction shares one (0.25: four trials a GPU)")
-    trials_per_actor: int = bounded(4, 0, help="trials per worker process before a fresh one (0: never): flat memory")
+    trials_per_actor: int | None = bounded(
+        None, 0, help="new workers every this x slots trials; 0: never (default: 4 up to 8 slots, else 0)"
+    )
     concurrency: int | None = bounded(None, 1, help="trials at once (default: cluster CPUs / cpus-per-trial)")
     initial_points: int = bounded(6, 1, help="random trials before TPE takes over")
     searcher: str = choice(
@@ -73,6 +75,11 @@ class SearchOptions:
     data_dir: str | None = option(None, "folder with the IDX files")
     smoke_test: bool = option(False, "two trials, two epochs, a slice of the data")
     verbose: bool = option(False, "show Ray's and the trials' logs")
+    stand_in: float | None = bounded(
+        None,
+        0,
+        help="seconds per epoch: trials sleep and report a made-up curve instead of training (try a set-up, time Ray)",
+    )
     dry_run: bool = option(False, "print the Tune space, searcher, scheduler and sample count the file gives, and exit")
 
     @property

@@ -15,7 +15,6 @@ from ray import tune
 from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import Splits
 from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
-from tune_mlp.mlp.trainer import Trainer, configure_threads, grow_gpu_memory
 from tune_mlp.search.budget import TrialBudget
 
 # Test hook: the path of a marker file; the first trial to finish epoch 1 while it is
@@ -40,6 +39,9 @@ def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudg
 def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1,
               budget: TrialBudget | None = None) -> None:  # fmt: skip
     """Train one sampled config, resuming from Tune's checkpoint after a crash or restore."""
+    # TensorFlow only here: the stand-in trainable (tune_mlp.search.standin) shares trial_config, not TF.
+    from tune_mlp.mlp.trainer import Trainer, configure_threads, grow_gpu_memory
+
     grow_gpu_memory()  # before any op: trials that share a GPU each take what they use
     configure_threads(cpus_per_trial)
     config = trial_config(tune_config, max_epochs, budget)

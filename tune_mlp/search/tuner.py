@@ -24,7 +24,7 @@ from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search.actors import TrialResources
+from tune_mlp.search.actors import TrialResources, default_trials_per_actor
 from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
@@ -48,7 +48,9 @@ from tune_mlp.search.extend import (
 from tune_mlp.search.options import UNTIL_BUDGET, SearchOptions, experiment_name, search_plan, trial_slots
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
+from tune_mlp.search.retention import KeepBestCheckpoints
 from tune_mlp.search.space import sampled_keys
+from tune_mlp.search.standin import standin_sizes, train_standin
 from tune_mlp.search.sweep import SearchPlan, keys_line
 from tune_mlp.search.trainable import train_mlp
 from tune_mlp.search.wandb_log import wandb_logger_callback
@@ -157,6 +159,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
     tune_space = _trial_space(plan, options)
     searcher = _searcher(options, plan, tune_space, part, budget)
     name = path.rsplit("/", 1)[-1]
+    checkpoints, retention = _retention(record)
     return tune.Tuner(
         trainable,
         param_space=tune_space,
@@ -177,15 +180,26 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             name=name,
             storage_path=path.rsplit("/", 1)[0],
             stop=BudgetStopper(budget.deadline) if budget else None,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
-            ),
+            checkpoint_config=checkpoints,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]),
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + retention,
             progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
     )
+
+
+def _retention(record: SearchRecord) -> tuple[tune.CheckpointConfig, list[Any]]:
+    """The best 3 checkpoints of a trial (and its latest), trimmed when it ends, not by Tune's ``num_to_keep``,
+    which forces an experiment snapshot every 3 checkpoints of any trial (``tune_mlp.search.retention``)."""
+    config = tune.CheckpointConfig(checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode)
+    return config, [KeepBestCheckpoints(record.metric, record.mode, keep=3)]
+
+
+def _resources(options: SearchOptions) -> Any:
+    slots = _concurrency(options)
+    per_actor = default_trials_per_actor(slots) if options.trials_per_actor is None else options.trials_per_actor
+    return TrialResources(options.cpus_per_trial, per_actor, slots, options.gpus_per_trial)
 
 
 def _concurrency(options: SearchOptions) -> int:
@@ -266,34 +280,26 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     path = storage.experiment_path(options.storage_path, experiment_name(options))
     asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
     part = plan_part(path, plan.samples, asked, sampled_keys(space))
-    splits = load_splits(
+    splits = None if options.stand_in is not None else load_splits(
         base.dataset,
         options.data_dir,
         base.val_fraction,
         base.split_seed,
         limit=SMOKE_TRAIN_EXAMPLES if options.smoke_test else None,
-    )
+    )  # fmt: skip
+    sizes = (len(splits.x_train), len(splits.x_val)) if splits else standin_sizes(base)
     if options.wandb:
         configure_wandb_mode(f"{part.path}/trial_*/wandb/offline-run-*")
     init_ray(options)
     record = SearchRecord.load(path) or asked
-    max_epochs = _max_epochs(plan, part, record, budget_seconds, splits, options.cpus_per_trial)
+    max_epochs = _max_epochs(plan, part, record, budget_seconds, sizes, options.cpus_per_trial)
     sizing = None
     if budget_seconds:
         grace = min(plan.grace_period, max_epochs)
-        sizing = TrialBudget(budget_seconds, len(splits.x_train), len(splits.x_val), options.cpus_per_trial, grace)
+        sizing = TrialBudget(budget_seconds, *sizes, options.cpus_per_trial, grace)
     # A resumed part's pieces come back from Tune's state with what was left of the budget; a new one starts it.
     budget = Budget(sizing, started + sizing.seconds) if sizing else None
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            train_mlp,
-            splits=splits,
-            max_epochs=max_epochs,
-            cpus_per_trial=options.cpus_per_trial,
-            budget=sizing,
-        ),
-        TrialResources(options.cpus_per_trial, options.trials_per_actor, _concurrency(options), options.gpus_per_trial),
-    )
+    trainable = tune.with_resources(_trainable(options, splits, max_epochs, sizing), _resources(options))
     tuner = _tuner(options, part, trainable, plan, record, max_epochs, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
         return tuner.fit()
@@ -306,8 +312,8 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     return results
 
 
-def _max_epochs(plan: SearchPlan, part: Part, record: SearchRecord, budget_seconds: float | None, splits: Any,
-                cpus_per_trial: int) -> int:  # fmt: skip
+def _max_epochs(plan: SearchPlan, part: Part, record: SearchRecord, budget_seconds: float | None,
+                sizes: tuple[int, int], cpus_per_trial: int) -> int:  # fmt: skip
     """ASHA's max_t: as planned, as a resumed part had it, or what fits the budget."""
     entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
     if part.resume and entry.get("max_epochs"):
@@ -315,8 +321,18 @@ def _max_epochs(plan: SearchPlan, part: Part, record: SearchRecord, budget_secon
     if not budget_seconds:
         return plan.max_epochs
     typical = TrainConfig().to_dict() | typical_config(plan.sweep.space.parameters)
-    seconds = epoch_seconds(typical, len(splits.x_train), len(splits.x_val), cpus_per_trial)
+    seconds = epoch_seconds(typical, *sizes, cpus_per_trial)
     return fit_max_epochs(budget_seconds, seconds, plan.max_epochs, plan.grace_period)
+
+
+def _trainable(options: SearchOptions, splits: Any, max_epochs: int, sizing: TrialBudget | None) -> Any:
+    """The MLP on the splits, or with ``stand_in`` the sleeping stand-in (``tune_mlp.search.standin``)."""
+    if options.stand_in is not None:
+        return tune.with_parameters(train_standin, seconds_per_epoch=options.stand_in, max_epochs=max_epochs,
+                                    budget=sizing)  # fmt: skip
+    return tune.with_parameters(
+        train_mlp, splits=splits, max_epochs=max_epochs, cpus_per_trial=options.cpus_per_trial, budget=sizing
+    )
 
 
 def _finish_part(path: str, part: Part, results: tune.ResultGrid, budgeted: bool) -> None:
