@@ -209,7 +209,6 @@ def run_bare(case: Case, space: Path, storage: Path) -> Any:
 
 def patch_before(variant: str) -> None:
     """Put back what a fix replaced, for the before/after of one run."""
-    from ray import tune
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     from tune_mlp.search import tuner
@@ -218,13 +217,9 @@ def patch_before(variant: str) -> None:
     parts = variant.split("_")[1:]
     if "before" in parts or "raywandb" in parts:
         tuner.wandb_logger_callback = lambda **kwargs: WandbLoggerCallback(**kwargs)
-    if "before" in parts or "keep3" in parts:
-        tuner._retention = lambda record: (
-            tune.CheckpointConfig(
-                num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
-            ),
-            [],
-        )
+    if "trim" in parts:  # checkpoints trimmed at a trial's end instead of Tune's num_to_keep (off by default)
+        retention = tuner._retention
+        tuner._retention = lambda record: retention(record, trim_at_end=True)
     if "before" in parts or "recycle" in parts:
         tuner._resources = lambda o: TrialResources(o.cpus_per_trial, 4, tuner._concurrency(o))
         tuner._reuse_actors = lambda o: True
@@ -305,8 +300,10 @@ def run_child(case: Case, variant: str, args: argparse.Namespace) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(name for name in CASES if name != "tiny"))  # tiny: a self-check
-    parser.add_argument("--variants", default="bare,ours")
+    parser.add_argument("--cases", default=",".join(name for name in CASES if name != "tiny"),  # tiny: a self-check
+                        help=f"comma-separated, of: {', '.join(CASES)} (default: all but tiny)")
+    parser.add_argument("--variants", default="bare,ours",
+                        help="comma-separated: bare (Ray's defaults), ours, ours_<piece> (one old piece put back)")
     parser.add_argument("--quick", action="store_true", help="scale the big cases down (see QUICK)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is stopped and marked >")
     parser.add_argument("--one", nargs=3, metavar=("CASE", "VARIANT", "OUT"), help=argparse.SUPPRESS)

@@ -102,6 +102,7 @@ def test_memory_growth_is_set_on_every_gpu_and_survives_a_started_tensorflow(mon
     assert trainer.grow_gpu_memory() == []  # reported, not raised: the trial trains with TensorFlow's setting
 
 
+@pytest.mark.ray
 def test_four_quarter_gpu_trials_share_one_logical_gpu_at_once(tmp_path: Path) -> None:
     data = write_fake_dataset(tmp_path / "data", n_train=1000, n_test=100)
     space = write_space(

@@ -82,6 +82,7 @@ parameters:
     assert best_result(results).config["learning_rate"] == 0.05
 
 
+@pytest.mark.ray
 def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
     marker = tmp_path / "crashed"
     space = write_space(tmp_path / "space.yaml")
@@ -147,6 +148,7 @@ def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp
     # first is paused meanwhile (SIGSTOP): alive and holding its lock, it cannot finish under a slow start.
     lock = experiment / ".driver.lock"
     os.killpg(proc.pid, signal.SIGSTOP)
+    assert proc.poll() is None, "the search ended before it could be stopped: give its trials more epochs"
     second = subprocess.run(
         [sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )

@@ -114,7 +114,7 @@ def _runs_python(args: object) -> bool:
 def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A test without ``ray`` may not start Ray; one without ``subprocess`` may not start a Python child."""
     markers = {mark.name for mark in request.node.iter_markers()}
-    if "subprocess" not in markers:
+    if "subprocess" not in markers and "ray" not in markers:  # a local Ray starts its own Python processes
         popen_init = subprocess.Popen.__init__
 
         def guarded(self, args, *rest, **kwargs):

@@ -92,20 +92,22 @@ class BudgetSearcher(Searcher):
         self.deadline = time.time() + state["seconds_left"]
 
 
-def budget_cut(last_results: list[dict[str, Any]]) -> list[str]:
+def budget_cut(last_results: list[dict[str, Any]], deadline: float | None = None) -> list[str]:
     """The trials the budget cut short, from each trial's last report in one driver run of a part.
 
     A trial cut by the budget (by ``BudgetStopper``, or running when Tune's TimeoutStopper ended the
-    experiment) stopped before its own last epoch, and its next epoch would have ended after the
-    experiment's last report.
+    experiment) stopped before its own last epoch, and its next epoch would have ended after the deadline
+    (``BudgetStopper``'s rule) or after the experiment's last report, whichever is earlier. Tune's
+    ``timestamp`` is whole seconds, hence the second of slack.
     """
     reported = [r for r in last_results if r.get("timestamp") is not None]
     if not reported:
         return []
     end = max(float(r["timestamp"]) for r in reported)
+    cutoff = min(end, deadline) if deadline else end
     return sorted(
         str(r["trial_id"])
         for r in reported
         if int(r.get("epoch", 0)) < int(r.get("trial_epochs", 0))
-        and float(r["timestamp"]) + float(r.get("time_this_iter_s") or 0.0) > end
+        and float(r["timestamp"]) + 1.0 + float(r.get("time_this_iter_s") or 0.0) > cutoff
     )

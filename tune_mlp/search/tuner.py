@@ -189,9 +189,20 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
     )
 
 
-def _retention(record: SearchRecord) -> tuple[tune.CheckpointConfig, list[Any]]:
-    """The best 3 checkpoints of a trial (and its latest), trimmed when it ends, not by Tune's ``num_to_keep``,
-    which forces an experiment snapshot every 3 checkpoints of any trial (``tune_mlp.search.retention``)."""
+def _retention(record: SearchRecord, trim_at_end: bool = False) -> tuple[tune.CheckpointConfig, list[Any]]:
+    """The best 3 checkpoints of a trial (and its latest): Tune's ``num_to_keep``, or with ``trim_at_end`` our
+    callback that trims when the trial ends (``tune_mlp.search.retention``).
+
+    ``num_to_keep`` forces an experiment snapshot every 3 checkpoints of any trial, but those snapshots are also
+    what uploads each trial's ``result.json``: with the trim at the end, a trial restored on another node after its
+    node was lost (tests/test_cluster_s3.py) and a driver killed in its first seconds (tests/test_tuning.py) lost
+    the rows reported since the last periodic snapshot. Its speed-up was never measured on a quiet machine, so it
+    stays off: ``scripts/bench_scale.py --variants ours,ours_trim`` measures it.
+    """
+    if not trim_at_end:
+        return tune.CheckpointConfig(
+            num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
+        ), []
     config = tune.CheckpointConfig(checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode)
     return config, [KeepBestCheckpoints(record.metric, record.mode, keep=3)]
 
@@ -308,7 +319,7 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     record = record_run(record, part, started=started)
     record_run(record, part, tuning=time.time()).save(path)
     results = tuner.fit()
-    _finish_part(path, part, results, budget_seconds is not None)
+    _finish_part(path, part, results, budget)
     return results
 
 
@@ -335,7 +346,7 @@ def _trainable(options: SearchOptions, splits: Any, max_epochs: int, sizing: Tri
     )
 
 
-def _finish_part(path: str, part: Part, results: tune.ResultGrid, budgeted: bool) -> None:
+def _finish_part(path: str, part: Part, results: tune.ResultGrid, budget: Budget | None) -> None:
     """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted.
 
     Tune leaves no trial unfinished when the experiment ends by itself (its samples, or under a budget the
@@ -347,10 +358,10 @@ def _finish_part(path: str, part: Part, results: tune.ResultGrid, budgeted: bool
     ended_by = None
     if ended and part.samples != UNTIL_BUDGET and done >= part.samples:
         ended_by = "samples"
-    elif ended and budgeted:
+    elif ended and budget is not None:
         ended_by = "time budget"
     last = [result.metrics for result in results if result.metrics]
-    stopped = budget_cut(last) if ended_by == "time budget" else []
+    stopped = budget_cut(last, budget.deadline) if budget is not None and ended_by == "time budget" else []
     record = record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped)
     record = dataclasses.replace(record, trials=trials_done(record.part_paths(path), record))
     record_run(record, part, ended=time.time()).save(path)
