@@ -13,7 +13,7 @@ test: setup
 	python -m pytest -q --durations=30
 
 test-fast:
-	python -m pytest -q -m "not ray and not subprocess and not slow"
+	python -m pytest -q -n 2 -m "not ray and not subprocess and not slow"
 
 bench: setup
 	python scripts/bench_train.py
