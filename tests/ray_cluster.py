@@ -32,6 +32,18 @@ START_TIMEOUT_S = 90
 JOB_TIMEOUT_S = 300
 
 
+def two_config_space(num_layers: int, hidden_size: int, batch_size: int) -> str:
+    """A space file of one network and two learning rates: two trials whose length the caller sizes."""
+    return f"""\
+parameters:
+  num_layers: {{value: {num_layers}}}
+  hidden_size: {{value: {hidden_size}}}
+  batch_size: {{value: {batch_size}}}
+  optimizer: {{value: adam}}
+  learning_rate: {{values: [0.001, 0.0003]}}
+"""
+
+
 def _ray_cli() -> str:
     beside = Path(sys.executable).parent / "ray"  # the ray of this interpreter, not another one on PATH
     return str(beside) if beside.exists() else (shutil.which("ray") or "ray")

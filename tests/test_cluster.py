@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ray_cluster import DATA_DIR, JOB_TIMEOUT_S, REPO, Cluster, data_missing, tail, two_node_cluster
+from ray_cluster import DATA_DIR, JOB_TIMEOUT_S, REPO, Cluster, data_missing, tail, two_config_space, two_node_cluster
 
 from tune_mlp.config import METRIC
 
@@ -43,14 +43,7 @@ class JobRun:
 # Trials long enough (~5 s an epoch on one core) that the second trial's actor is up before the first trial
 # ends: with reuse_actors=True, Tune hands a still-starting trial the first trial's idle actor, so two
 # 2-epoch trials of the default space (~3 s each) both ran on one node when actor start-up took ~10 s.
-SLOW_SMOKE_SPACE = """\
-parameters:
-  num_layers: {value: 4}
-  hidden_size: {value: 2048}
-  batch_size: {value: 16}
-  optimizer: {value: adam}
-  learning_rate: {values: [0.001, 0.0003]}
-"""
+SLOW_SMOKE_SPACE = two_config_space(num_layers=4, hidden_size=2048, batch_size=16)
 
 
 @pytest.fixture(scope="module")

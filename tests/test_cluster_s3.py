@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ray_cluster import DATA_DIR, REPO, Cluster, data_missing, node_cluster, tail
+from ray_cluster import DATA_DIR, REPO, Cluster, data_missing, node_cluster, tail, two_config_space
 from s3_server import S3Server, s3_server
 
 pytestmark = pytest.mark.cluster
@@ -28,14 +28,7 @@ EPOCHS = 3  # grace period = max_t: ASHA stops no trial early, so the lost trial
 # ~3 s an epoch on one core over the training split: the worker's trial is still training after it has reported
 # (and checkpointed to the bucket) its first epoch, so the kill lands mid-trial. (--smoke-test's slice would be
 # cheaper, but its ASHA grace period of 1 may stop the worker's trial after its first epoch.)
-SPACE = """\
-parameters:
-  num_layers: {value: 2}
-  hidden_size: {value: 512}
-  batch_size: {value: 32}
-  optimizer: {value: adam}
-  learning_rate: {values: [0.001, 0.0003]}
-"""
+SPACE = two_config_space(num_layers=2, hidden_size=512, batch_size=32)
 
 
 @pytest.fixture(scope="module")
