@@ -212,7 +212,6 @@ def patch_before(variant: str) -> None:
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     from tune_mlp.search import tuner
-    from tune_mlp.search.actors import TrialResources
 
     parts = variant.split("_")[1:]
     if "before" in parts or "raywandb" in parts:
@@ -220,15 +219,12 @@ def patch_before(variant: str) -> None:
     if "trim" in parts:  # checkpoints trimmed at a trial's end instead of Tune's num_to_keep (off by default)
         retention = tuner._retention
         tuner._retention = lambda record: retention(record, trim_at_end=True)
-    if "before" in parts or "recycle" in parts:
-        tuner._resources = lambda o: TrialResources(o.cpus_per_trial, 4, tuner._concurrency(o))
-        tuner._reuse_actors = lambda o: True
+    if "before" in parts or "recycle" in parts:  # workers replaced every 4 x slots trials at any size
+        tuner._trials_per_actor = lambda options: 4
     if "reuse" in parts:  # reused for every trial
-        tuner._resources = lambda o: {"CPU": o.cpus_per_trial}
-        tuner._reuse_actors = lambda o: True
+        tuner._trials_per_actor = lambda options: 0
     if "noreuse" in parts:  # a fresh worker per trial (Ray's default)
-        tuner._resources = lambda o: {"CPU": o.cpus_per_trial}
-        tuner._reuse_actors = lambda o: False
+        tuner.REUSE_ACTORS = False
 
 
 def run_ours(case: Case, space: Path, storage: Path, variant: str) -> Any:

@@ -44,7 +44,7 @@ def soak_trial(config: dict[str, Any], splits: Any, max_epochs: int, log: str) -
 
     from tune_mlp.search.trainable import train_mlp
 
-    train_mlp(config, splits=splits, max_epochs=max_epochs)
+    train_mlp({key: value for key, value in config.items() if key != "index"}, splits=splits, max_epochs=max_epochs)
     line = {"pid": os.getpid(), "trial": tune.get_context().get_trial_id(), "rss_mb": rss_mb(), "t": time.time()}
     with open(log, "a") as out:
         out.write(json.dumps(line) + "\n")
@@ -54,18 +54,21 @@ def run_phase(phase: str, trials_per_actor: int, trials: int, splits: Any, worke
               storage: Path) -> list[dict[str, Any]]:  # fmt: skip
     from ray import tune
 
-    from tune_mlp.search.actors import TrialResources
+    from tune_mlp.search.actors import GENERATION_KEY, TrialResources, generation
 
     log = storage / f"rss-{phase}.jsonl"
     trainable = tune.with_resources(
-        tune.with_parameters(soak_trial, splits=splits, max_epochs=1, log=str(log)),
-        TrialResources(1, trials_per_actor if phase == "recycle" else 0, workers),
+        tune.with_parameters(soak_trial, splits=splits, max_epochs=1, log=str(log)), TrialResources(1)
     )
+    per_actor = trials_per_actor if phase == "recycle" else 0
+    # Every trial compiles new XLA programs whatever its width (new tf.functions); the widths cycle so the
+    # work stays the same from the first trial to the last and only what the process keeps can grow. The grid
+    # stamps each trial's worker generation as the search's searcher does (tune_mlp.search.actors).
     space = {
+        "index": tune.grid_search(list(range(trials))),
         "num_layers": 2,
-        # Every trial compiles new XLA programs whatever its width (new tf.functions); the widths cycle so the
-        # work stays the same from the first trial to the last and only what the process keeps can grow.
-        "hidden_size": tune.grid_search([64 * (1 + i % 4) for i in range(trials)]),
+        "hidden_size": tune.sample_from(lambda spec: 64 * (1 + spec.config.index % 4)),
+        GENERATION_KEY: tune.sample_from(lambda spec: generation(spec.config.index, per_actor, workers)),
         "batch_size": 256,
         "epochs": 1,
     }

@@ -15,10 +15,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's servers
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from tiers import pytest_collection_modifyitems, tier_guard  # noqa: E402, F401  (the tiers: tests/tiers.py)
+from tiers import mark_tiers, tier_guard  # noqa: E402, F401  (the tiers: tests/tiers.py)
 
 from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
 from tune_mlp.data.locate import DATA_DIR_ENV  # noqa: E402
+
+# The modules that take longest (make test's --durations on 2 cores, 2026-12-01), run first: `make test`'s two
+# xdist workers each take whole modules (--dist loadfile), and the longest ones started last would leave one
+# worker idle while the other finishes them.
+SLOWEST_MODULES = ["test_budget_extend.py", "test_cluster.py", "test_cluster_s3.py", "test_tuning.py",
+                   "test_bad_input.py", "test_analysis_cli.py", "test_standin.py", "test_wheel.py", "test_gpus.py",
+                   "test_actors.py", "test_sweep.py"]  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tiers(items)
+    first = {name: rank for rank, name in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: first.get(Path(str(item.path)).name, len(first)))  # stable: order kept within
+
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 REPO = Path(__file__).resolve().parent.parent
@@ -83,26 +97,40 @@ class SmokeSearch:
     best: object  # the BestResult that write_best wrote to best.json, as the CLI does at the end
 
 
+def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder all of this session's pytest-xdist workers see (make test runs two); the base temp without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def smoke_search(tmp_path_factory: pytest.TempPathFactory) -> SmokeSearch:
-    """One real smoke search for the whole session: every test that needs *a* finished search reads this one."""
+    """One real smoke search for the whole session: every test that needs *a* finished search reads this one.
+
+    Made once for all xdist workers: the first makes it under a file lock, the others read it (best.json last).
+    """
     if not FASHION_DIR.is_dir():
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
     import ray
+    from filelock import FileLock
 
+    from tune_mlp.search.results import best_result, load_results
     from tune_mlp.search.tuner import SearchOptions, run_search, write_best
 
-    root = tmp_path_factory.mktemp("experiments")
-    options = SearchOptions(
-        smoke_test=True, samples=2, storage_path=str(root), name="smoke", wandb_project="tune_mlp_tests"
-    )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        results = run_search(options)
-        best = write_best(results)
-    finally:
-        ray.shutdown()
-    return SmokeSearch(root / "smoke", results, best)
+    root = shared_root(tmp_path_factory) / "experiments"
+    root.mkdir(exist_ok=True)
+    with FileLock(root / ".smoke.lock"):
+        if not (root / "smoke" / "best.json").is_file():
+            options = SearchOptions(
+                smoke_test=True, samples=2, storage_path=str(root), name="smoke", wandb_project="tune_mlp_tests"
+            )
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            try:
+                write_best(run_search(options))
+            finally:
+                ray.shutdown()
+    results = load_results(root / "smoke")
+    return SmokeSearch(root / "smoke", results, best_result(results))
 
 
 @pytest.fixture(scope="session")
@@ -110,28 +138,34 @@ def experiments(smoke_search: SmokeSearch) -> Path:
     """The folder of real experiments made by real smoke searches (read-only: a test that edits one copies it first).
 
     ``smoke``: the session's `smoke_search`, by val_accuracy (max); ``by-loss``: the same search selecting by
-    val_loss (min); ``all-nan``: one trial whose loss diverges at once.
+    val_loss (min); ``all-nan``: one trial whose loss diverges at once. Made once for all xdist workers.
     """
     import ray
+    from filelock import FileLock
 
     from tune_mlp.search.tuner import SearchOptions, run_search
 
     root = smoke_search.path.parent
-    by_loss = SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="by-loss", no_wandb=True,
-                            metric="val_loss", mode="min")  # fmt: skip
-    space = root / "nan.yaml"
-    space.write_text(
-        "parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
-        "  batch_size: {value: 256}\n  optimizer: {value: sgd}\n  learning_rate: {value: 1000000.0}\n"
-    )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        run_search(by_loss)
-        all_nan = dataclasses.replace(by_loss, name="all-nan", metric="val_accuracy", mode="max", smoke_test=False,
-                                      samples=1, space=str(space), max_epochs=2, data_dir=str(FASHION_DIR))  # fmt: skip
-        run_search(all_nan)
-    finally:
-        ray.shutdown()
+    with FileLock(root / ".experiments.lock"):
+        if (root / ".experiments-made").is_file():
+            return root
+        by_loss = SearchOptions(smoke_test=True, samples=2, storage_path=str(root), name="by-loss", no_wandb=True,
+                                metric="val_loss", mode="min")  # fmt: skip
+        space = root / "nan.yaml"
+        space.write_text(
+            "parameters:\n  num_layers: {value: 2}\n  hidden_size: {value: 16}\n"
+            "  batch_size: {value: 256}\n  optimizer: {value: sgd}\n  learning_rate: {value: 1000000.0}\n"
+        )
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            run_search(by_loss)
+            all_nan = dataclasses.replace(by_loss, name="all-nan", metric="val_accuracy", mode="max",
+                                          smoke_test=False, samples=1, space=str(space), max_epochs=2,
+                                          data_dir=str(FASHION_DIR))  # fmt: skip
+            run_search(all_nan)
+        finally:
+            ray.shutdown()
+        (root / ".experiments-made").touch()
     return root
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FASHION_DIR, search_cli, write_space
 
-from tune_mlp.search.actors import TrialResources, generation
+from tune_mlp.search.actors import GENERATION_KEY, TrialResources, WorkerGenerations, generation, hyperparameters
 
 
 def test_generations_count_trials_per_actor_times_slots() -> None:
@@ -17,13 +17,31 @@ def test_generations_count_trials_per_actor_times_slots() -> None:
 
 
 def test_requests_are_equal_within_a_generation_and_differ_across() -> None:
-    resources = TrialResources(cpus=2, trials_per_actor=2, slots=1)
-    requests = [resources({"hidden_size": 16}) for _ in range(6)]
+    resources = TrialResources(cpus=2)
+    requests = [resources({"hidden_size": 16, GENERATION_KEY: stamp}) for stamp in (0, 0, 1, 1, 2)]
     assert all(r.bundles == [{"CPU": 2}] for r in requests)  # what the trial gets never changes
-    assert requests[0] == requests[1] and requests[2] == requests[3] and requests[4] == requests[5]
+    assert requests[0] == requests[1] and requests[2] == requests[3] and requests[0] == requests[4]
     assert requests[1] != requests[2] and requests[3] != requests[4]
-    # Another search counts its own trials from 0.
-    assert TrialResources(cpus=2, trials_per_actor=2, slots=1)({}) == requests[0]
+    assert resources({"hidden_size": 16}) == requests[0]  # an unstamped trial (grid, random): generation 0
+
+
+def test_the_searcher_stamps_proposals_by_generation_and_a_restored_one_goes_on_counting() -> None:
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    def searcher() -> WorkerGenerations:
+        tpe = HyperOptSearch({"learning_rate": tune.loguniform(1e-4, 1e-1)}, metric="val_accuracy", mode="max",
+                             random_state_seed=0)  # fmt: skip
+        return WorkerGenerations(ConcurrencyLimiter(tpe, max_concurrent=8), trials_per_actor=2, slots=2)
+
+    first = searcher()
+    proposals = [first.suggest(f"t{i}") for i in range(5)]
+    assert [p[GENERATION_KEY] for p in proposals] == [0, 0, 0, 0, 1]
+    assert all(hyperparameters(p).keys() == {"learning_rate"} for p in proposals)
+    restored = searcher()
+    restored.set_state(first.get_state())  # what Tune's SearchGenerator does on Tuner.restore
+    assert [restored.suggest(f"u{i}")[GENERATION_KEY] for i in range(4)] == [1, 1, 1, 2]
 
 
 def trial_pids(root: Path) -> list[int]:
@@ -35,9 +53,10 @@ def trial_pids(root: Path) -> list[int]:
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 def test_a_search_replaces_its_worker_every_trials_per_actor_trials(tmp_path) -> None:
     space = write_space(tmp_path / "space.yaml")
+    # The stand-in's trials (no TensorFlow) are enough: what is tested is which worker process runs each.
     proc = search_cli("--space", space, "--samples", "5", "--concurrency", "1", "--trials-per-actor", "2",
-                      "--max-epochs", "1", "--grace-period", "1", "--no_wandb", "--storage-path", str(tmp_path),
-                      "--name", "recycled")  # fmt: skip
+                      "--stand-in", "0.2", "--max-epochs", "1", "--grace-period", "1", "--no_wandb",
+                      "--storage-path", str(tmp_path), "--name", "recycled")  # fmt: skip
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-4000:]
     assert "5 trials ran, 0 errored" in out
@@ -46,3 +65,6 @@ def test_a_search_replaces_its_worker_every_trials_per_actor_trials(tmp_path) ->
     assert len(pids) == 5
     assert pids[0] == pids[1] and pids[2] == pids[3]
     assert len({pids[0], pids[2], pids[4]}) == 3
+    # The stamp is the worker's, not a hyperparameter: best.json and the trials table leave it out.
+    best = json.loads((tmp_path / "recycled" / "best.json").read_text())["best"]
+    assert GENERATION_KEY not in best["config"] and "learning_rate" in best["config"]

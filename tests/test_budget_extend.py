@@ -31,6 +31,9 @@ from tune_mlp.search.sweep import describe_plan
 # Tune's TimeoutStopper counts what is left of the budget from its first step after restoring the experiment:
 # the restore itself (reading the state, recreating the trials) and the last save and clean-up come on top.
 TUNE_RESTORE_S = 30
+# The budget and extension tests time and count the machinery, not the training: their trials are the stand-in
+# (tune_mlp.search.standin: each epoch sleeps a second, no TensorFlow), so they cost make test no CPU.
+STAND_IN = ("--stand-in", "1")
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
 
@@ -131,16 +134,16 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     space = write_space(tmp_path / "space.yaml")
     # No --samples: trials start until the budget ends (num_samples -1), each of up to 400 epochs; far
     # more work than the budget holds on a quiet machine or a busy one, so the budget, not a count, ends it.
-    out = run_cli("--space", space, "--max-epochs", "400", "--time-budget", "90s",
+    out = run_cli("--space", space, *STAND_IN, "--max-epochs", "400", "--time-budget", "60s",
                   "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
     root = tmp_path / "budget"
     best = json.loads((root / "best.json").read_text())
     (part,) = json.loads((root / "search.json").read_text())["parts"]
-    assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 90
+    assert best["ended_by"] == part["ended_by"] == "time budget" and best["time_budget_s"] == 60
     assert part["until_budget"] is True and part["samples"] == UNTIL_BUDGET
     assert 1 <= best["trials"] and part["trials"] == best["trials"]
     assert "trials until the time budget ended" in out
-    assert f"{best['trials']} trials ran, 0 errored; the time budget (1m30s) ended the search" in out
+    assert f"{best['trials']} trials ran, 0 errored; the time budget (1m) ended the search" in out
     assert 3 < part["max_epochs"] <= 400
 
     experiment = load_experiment(root)
@@ -168,10 +171,10 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     assert summary["budget"]["budget_stopped_trials"] == len(part["budget_stopped"])
     assert summary["budget"]["epochs_spent"] == len(experiment.histories)
     assert 0 < summary["budget"]["training_efficiency"] <= 1
-    assert "The time budget (90 s) ended the search" in (root / "analysis" / "report.md").read_text()
+    assert "The time budget (60 s) ended the search" in (root / "analysis" / "report.md").read_text()
 
     # The same --name with only a budget: more of the same search for that long, TPE warm-started from the first.
-    more = run_cli("--space", space, "--max-epochs", "400", "--time-budget", "45s",
+    more = run_cli("--space", space, *STAND_IN, "--max-epochs", "400", "--time-budget", "45s",
                    "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
     first, second = json.loads((root / "search.json").read_text())["parts"]
     assert first == part and second["folder"] == "part-2" and second["until_budget"] is True
@@ -186,7 +189,7 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
 def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_path) -> None:
     """kill -9 of the driver after a few checkpoints, then --resume: the budget (not an interruption) ends it."""
     space = write_space(tmp_path / "space.yaml")
-    args = ("--space", space, "--max-epochs", "400", "--time-budget", "3m", "--concurrency", "2",
+    args = ("--space", space, *STAND_IN, "--max-epochs", "400", "--time-budget", "90s", "--concurrency", "2",
             "--no_wandb", "--storage-path", str(tmp_path), "--name", "killed")  # fmt: skip
     root = tmp_path / "killed"
     proc = search_cli(*args, start_new_session=True)
@@ -205,13 +208,13 @@ def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_p
     out = run_cli(*args, "--resume")
     (part,) = json.loads((root / "search.json").read_text())["parts"]
     assert part["ended_by"] == "time budget", out[-3000:]
-    assert out.rstrip().splitlines()[-1].endswith("the time budget (3m) ended the search; "
+    assert out.rstrip().splitlines()[-1].endswith("the time budget (1m30s) ended the search; "
                                                   f"report: python -m analysis {root}")  # fmt: skip
     assert "interrupted" not in out
     first, second = part["runs"]
     reports = [json.loads(line) for p in root.glob("trial_*/result.json") for line in p.read_text().splitlines()]
     before = max(r["timestamp"] for r in reports if r["timestamp"] < second["started"])
-    left = 180 - (before - first["started"])  # at most what was left at the killed driver's last report
+    left = 90 - (before - first["started"])  # at most what was left at the killed driver's last report
     after = [r["timestamp"] for r in reports if r["timestamp"] >= second["started"]]
     # The resumed driver ends within what was left, counted from when it began tuning again (on a busy machine
     # restarting the trials' workers may take all of it: then no epoch is reported after the resume).
@@ -237,7 +240,7 @@ def test_the_private_state_an_extension_writes_is_where_it_was_checked() -> None
     assert [dict(rung) for _, rung in scheduler._brackets[0]._rungs if rung] == [{"old": 0.6}, {"old": 0.5}]
 
 
-EXTEND_ARGS = ("--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")
+EXTEND_ARGS = (*STAND_IN, "--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")
 
 
 @pytest.fixture(scope="module")

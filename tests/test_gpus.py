@@ -58,8 +58,8 @@ def test_more_gpus_a_trial_than_the_cluster_has_is_named(gpus: float, cluster: d
 
 
 def test_trial_requests_carry_the_gpu_share_only_when_asked() -> None:
-    assert TrialResources(cpus=1, trials_per_actor=4, slots=4, gpus=0.25)({}).bundles == [{"CPU": 1, "GPU": 0.25}]
-    assert TrialResources(cpus=2, trials_per_actor=4, slots=4)({}).bundles == [{"CPU": 2}]
+    assert TrialResources(cpus=1, gpus=0.25)({}).bundles == [{"CPU": 1, "GPU": 0.25}]
+    assert TrialResources(cpus=2)({}).bundles == [{"CPU": 2}]
 
 
 def test_memory_growth_is_a_no_op_without_gpus_and_leaves_tensorflow_unstarted() -> None:

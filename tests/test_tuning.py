@@ -118,6 +118,8 @@ def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
 def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp_path) -> None:
     space = write_space(tmp_path / "space.yaml")
     args = [
+        "--stand-in",  # the driver's machinery is what is tested: trials sleep a second an epoch (no TensorFlow)
+        "1",
         "--samples",
         "6",
         "--space",

@@ -86,7 +86,8 @@ def tier_markers(item: pytest.Item) -> set[str]:
     return markers
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def mark_tiers(items: list[pytest.Item]) -> None:
+    """Add to each test the markers `tier_markers` gives it (conftest's collection hook calls this)."""
     for item in items:
         present = {mark.name for mark in item.iter_markers()}
         wanted = tier_markers(item) | present
@@ -114,6 +115,9 @@ def _runs_python(args: object) -> bool:
 def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A test without ``ray`` may not start Ray; one without ``subprocess`` may not start a Python child."""
     markers = {mark.name for mark in request.node.iter_markers()}
+    # A module- or session-scoped fixture of an earlier test may hold Ray across this one: only a Ray that
+    # this test started is its fault.
+    ray_before = "ray" in sys.modules and sys.modules["ray"].is_initialized()
     if "subprocess" not in markers and "ray" not in markers:  # a local Ray starts its own Python processes
         popen_init = subprocess.Popen.__init__
 
@@ -127,6 +131,6 @@ def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if "ray" not in markers and "ray" in sys.modules:
         monkeypatch.setattr(sys.modules["ray"], "init", _refuse("this test is not marked 'ray' but starts Ray"))
     yield
-    if "ray" not in markers and "ray" in sys.modules and sys.modules["ray"].is_initialized():
+    if "ray" not in markers and not ray_before and "ray" in sys.modules and sys.modules["ray"].is_initialized():
         sys.modules["ray"].shutdown()
         pytest.fail("this test is not marked 'ray' but started Ray; tests/tiers.py's rule missed it: mark the test")

@@ -33,4 +33,3 @@ def configure_wandb_mode(offline_runs: str = "<run dir>/wandb/offline-run-*", sa
             flush=True,
         )
     return "offline"
-

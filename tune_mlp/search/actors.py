@@ -3,26 +3,36 @@
 TensorFlow never evicts an XLA program from its compilation cache: every trial compiles new
 programs (a new ``tf.function`` per Trainer), and a reused actor keeps them all, ~10 MB a trial
 (measured by ``scripts/bench_soak.py``; releasing the Trainer, ``gc``, ``malloc_trim`` and a new
-eager context do not give it back). Only the process ending does. So an actor runs at most
-``trials_per_actor`` trials, then Tune starts a fresh one.
+eager context do not give it back). Only the process ending does. So the search's workers are
+replaced by generations, every ``trials_per_actor x slots`` trials.
 
 Tune reuses a finished trial's actor only for a trial whose resource request is equal, and
-``tune.with_resources`` accepts a callable that makes each trial's request. ``TrialResources``
-hands out the same one-bundle request, alternating between two placement strategies that mean
-the same for a single bundle (PACK and SPREAD), once every ``trials_per_actor x slots`` trials:
-a trial of the new generation cannot take an old actor, and Tune stops the old ones it no
-longer needs. Trials of one generation keep reusing each other's actors as before.
+``tune.with_resources`` accepts a callable that makes each trial's request from its config. The
+searcher's wrapper ``WorkerGenerations`` stamps each proposal with its generation (``GENERATION_KEY``),
+counting proposals in its own state, which Tune saves and restores with the searcher's; ``TrialResources``
+turns the stamp into the same one-bundle request with one of two placement strategies that mean the same
+for a single bundle (PACK and SPREAD): a trial of the new generation cannot take an old actor, and Tune
+stops the old ones it no longer needs. Trials of one generation keep reusing each other's actors.
+
+The count is of trials proposed, not trials per worker: Ray 2.60 has no per-actor cap (a reused trial
+whose ``reset_config()`` declines ERRORs), so a worker runs ``trials_per_actor`` trials on average.
+Searches without a searcher (Tune's variant generator: grid, or random without points) are not stamped
+and keep their workers throughout.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from ray import tune
+from ray.tune.search import Searcher
 
 # Equivalent for a one-bundle placement group; they differ only so Tune sees two different requests.
 _STRATEGIES = ("PACK", "SPREAD")
+
+# The config key of a trial's worker generation: set by WorkerGenerations, read by TrialResources; not a
+# hyperparameter (the trainable, the results and W&B drop it: `hyperparameters`).
+GENERATION_KEY = "worker_generation"
 
 # Up to this many slots a search replaces its workers every 4 x slots trials; above it, unless --trials-per-actor says
 # otherwise, a worker runs every trial it is given. Replacing a generation restarts every slot's worker at once: at
@@ -37,11 +47,6 @@ def default_trials_per_actor(slots: int) -> int:
     return 4 if slots <= RECYCLE_MAX_SLOTS else 0
 
 
-# Tune unpickles the trainable (and so this callable) afresh on each use, in the driver: the count
-# of trials made so far lives here, found by id, and a restored driver starts counting again.
-_MADE: dict[str, int] = {}
-
-
 def generation(trial_index: int, trials_per_actor: int, slots: int) -> int:
     """Which generation of actors the ``trial_index``-th trial (0-based) runs in; 0 forever if never replaced."""
     if trials_per_actor <= 0:
@@ -49,16 +54,54 @@ def generation(trial_index: int, trials_per_actor: int, slots: int) -> int:
     return trial_index // (trials_per_actor * max(slots, 1))
 
 
-class TrialResources:
-    """``tune.with_resources(trainable, TrialResources(...))``: each trial's request, by its generation."""
+def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config without the generation stamp: what it trains with, and what the results show."""
+    return {key: value for key, value in config.items() if key != GENERATION_KEY}
 
-    def __init__(self, cpus: int, trials_per_actor: int, slots: int, gpus: float = 0.0) -> None:
-        self.cpus, self.trials_per_actor, self.slots = cpus, trials_per_actor, slots
+
+class WorkerGenerations(Searcher):
+    """Wraps the search's searcher: each proposal carries the generation of workers that runs it."""
+
+    def __init__(self, searcher: Searcher, trials_per_actor: int, slots: int) -> None:
+        Searcher.__init__(self, metric=searcher.metric, mode=searcher.mode)
+        self.searcher, self.trials_per_actor, self.slots = searcher, trials_per_actor, slots
+        self.proposed = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.searcher.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        config = self.searcher.suggest(trial_id)
+        if not isinstance(config, dict):
+            return config
+        stamp = generation(self.proposed, self.trials_per_actor, self.slots)
+        self.proposed += 1
+        return {**config, GENERATION_KEY: stamp}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    # Tune's SearchGenerator saves each wrapper's get_state (the innermost searcher saves its own) with the
+    # experiment and restores it with set_state: a resumed search goes on counting where it stopped.
+    def get_state(self) -> dict[str, Any]:
+        return {"proposed": self.proposed}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.proposed = int(state["proposed"])
+
+
+class TrialResources:
+    """``tune.with_resources(trainable, TrialResources(...))``: each trial's request, by its stamped generation."""
+
+    def __init__(self, cpus: int, gpus: float = 0.0) -> None:
         self.bundle = {"CPU": cpus} | ({"GPU": gpus} if gpus else {})  # Ray sets CUDA_VISIBLE_DEVICES from "GPU"
-        self.counter = uuid.uuid4().hex
 
     def __call__(self, config: dict[str, Any]) -> tune.PlacementGroupFactory:
-        index = _MADE.get(self.counter, 0)
-        _MADE[self.counter] = index + 1
-        strategy = _STRATEGIES[generation(index, self.trials_per_actor, self.slots) % len(_STRATEGIES)]
+        strategy = _STRATEGIES[int(config.get(GENERATION_KEY, 0)) % len(_STRATEGIES)]
         return tune.PlacementGroupFactory([self.bundle], strategy=strategy)

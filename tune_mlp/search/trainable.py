@@ -15,6 +15,7 @@ from ray import tune
 from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import Splits
 from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
+from tune_mlp.search.actors import hyperparameters
 from tune_mlp.search.budget import TrialBudget
 
 # Test hook: the path of a marker file; the first trial to finish epoch 1 while it is
@@ -28,7 +29,7 @@ def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudg
     Under a time budget a config slower than the typical one gets fewer epochs, so that its full run takes
     no more of the budget than a typical trial's (its cosine schedule then ends with its last epoch).
     """
-    values = dict(tune_config)
+    values = hyperparameters(tune_config)
     values["epochs"] = min(int(values.get("epochs", max_epochs)), max_epochs)
     config = TrainConfig.from_dict(values)
     if budget:

@@ -17,14 +17,14 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from tune_mlp import storage
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search.actors import TrialResources, default_trials_per_actor
+from tune_mlp.search.actors import TrialResources, WorkerGenerations, default_trials_per_actor
 from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
@@ -47,6 +47,7 @@ from tune_mlp.search.extend import (
 )
 from tune_mlp.search.options import UNTIL_BUDGET, SearchOptions, experiment_name, search_plan, trial_slots
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
+from tune_mlp.search.recovery import KeepResultRows
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
 from tune_mlp.search.retention import KeepBestCheckpoints
 from tune_mlp.search.space import sampled_keys
@@ -82,6 +83,11 @@ def _no_aws_secrets_in_runtime_envs() -> None:
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - AWS_SECRETS
+
+
+# Trials reuse their workers: TensorFlow stays imported and warm (tune_mlp.search.actors says when they are
+# replaced). Ray's default, a fresh worker per trial, is scripts/bench_scale.py's `ours_noreuse`.
+REUSE_ACTORS = True
 
 
 def init_ray(options: SearchOptions) -> None:
@@ -127,7 +133,9 @@ def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], p
         )
         searcher = ConcurrencyLimiter(tpe, max_concurrent=_concurrency(options))
     if budget and searcher is not None:
-        return BudgetSearcher(searcher, budget.sizing, budget.deadline)
+        searcher = BudgetSearcher(searcher, budget.sizing, budget.deadline)
+    if isinstance(searcher, Searcher) and _trials_per_actor(options) > 0:
+        searcher = WorkerGenerations(searcher, _trials_per_actor(options), _concurrency(options))
     return searcher
 
 
@@ -173,7 +181,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             # Tune's TimeoutStopper: ends the experiment when the budget is spent, and keeps what is left of it
             # in the experiment state, so Tuner.restore continues the same budget.
             time_budget_s=budget.seconds_left() if budget else None,
-            reuse_actors=True,  # keep TensorFlow imported and warm between trials (see tune_mlp.search.actors)
+            reuse_actors=REUSE_ACTORS,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -182,7 +190,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             stop=BudgetStopper(budget.deadline) if budget else None,
             checkpoint_config=checkpoints,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]) + retention,
+            callbacks=[KeepResultRows(), *_callbacks(options, part.root.rsplit("/", 1)[-1]), *retention],
             progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
@@ -208,9 +216,14 @@ def _retention(record: SearchRecord, trim_at_end: bool = False) -> tuple[tune.Ch
 
 
 def _resources(options: SearchOptions) -> Any:
-    slots = _concurrency(options)
-    per_actor = default_trials_per_actor(slots) if options.trials_per_actor is None else options.trials_per_actor
-    return TrialResources(options.cpus_per_trial, per_actor, slots, options.gpus_per_trial)
+    return TrialResources(options.cpus_per_trial, options.gpus_per_trial)
+
+
+def _trials_per_actor(options: SearchOptions) -> int:
+    """``--trials-per-actor``, or its default for this many slots (`tune_mlp.search.actors`)."""
+    if options.trials_per_actor is not None:
+        return options.trials_per_actor
+    return default_trials_per_actor(_concurrency(options))
 
 
 def _concurrency(options: SearchOptions) -> int:

@@ -15,6 +15,9 @@ import logging
 import os
 from typing import Any
 
+from tune_mlp.search.actors import hyperparameters
+from tune_mlp.search.recovery import is_local
+
 logger = logging.getLogger(__name__)
 
 UPLOAD_TIMEOUT_S = 1800  # Ray's DEFAULT_SYNC_TIMEOUT: how long the search's end waits for runs to finish uploading
@@ -34,6 +37,7 @@ class WandbHub:
         if trial_id in self._runs:  # a retried trial keeps its run
             return
         kwargs = {key: value for key, value in init_kwargs.items() if key != "reinit"}
+        kwargs["config"] = hyperparameters(kwargs.get("config") or {})
         os.makedirs(logdir, exist_ok=True)
         run = self._wandb.init(dir=logdir, reinit="create_new", **kwargs)
         run.config.update({"trial_log_path": logdir}, allow_val_change=True)
@@ -47,7 +51,7 @@ class WandbHub:
         if trial_id not in self._runs:
             return
         run, exclude, to_config = self._runs[trial_id]
-        config_update = dict(result.get("config", {}))
+        config_update = hyperparameters(result.get("config", {}))
         log = {}
         for key, value in flatten_dict(result, delimiter="/").items():
             if any(key == item or key.startswith(item + "/") for item in exclude):
@@ -73,16 +77,10 @@ class WandbHub:
         return len(open_runs)
 
 
-def _is_local(trial: Any) -> bool:
-    import pyarrow.fs
-
-    return isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
-
-
 def _run_dir(trial: Any) -> str:
     """Where a trial's run is written: its folder in the results when they are local. Not Tune's staging folder
     (``trial.local_path``): Tune copies that to storage at snapshots, the last one before the runs finish."""
-    return trial.path if _is_local(trial) else trial.local_path
+    return trial.path if is_local(trial) else trial.local_path
 
 
 def _upload_runs(trials: list[Any]) -> None:
@@ -91,7 +89,7 @@ def _upload_runs(trials: list[Any]) -> None:
 
     for trial in trials:
         local = os.path.join(trial.local_path, "wandb")
-        if _is_local(trial) or not os.path.isdir(local):
+        if is_local(trial) or not os.path.isdir(local):
             continue
         try:
             pyarrow.fs.copy_files(local, f"{trial.path}/wandb", source_filesystem=pyarrow.fs.LocalFileSystem(),
