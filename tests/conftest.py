@@ -20,7 +20,7 @@ from tiers import mark_tiers, tier_guard  # noqa: E402, F401  (the tiers: tests/
 from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
 from tune_mlp.data.locate import DATA_DIR_ENV  # noqa: E402
 
-# The modules that take longest (make test's --durations on 2 cores, 2026-12-01), run first: `make test`'s two
+# The modules that take longest (make test's --durations on 2 cores, 2026-12-01), run first: `make test`'s
 # xdist workers each take whole modules (--dist loadfile), and the longest ones started last would leave one
 # worker idle while the other finishes them.
 SLOWEST_MODULES = ["test_budget_extend.py", "test_cluster.py", "test_cluster_s3.py", "test_tuning.py",
@@ -98,7 +98,7 @@ class SmokeSearch:
 
 
 def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder all of this session's pytest-xdist workers see (make test runs two); the base temp without xdist."""
+    """A folder all of this session's pytest-xdist workers see (make test runs four); the base temp without xdist."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 

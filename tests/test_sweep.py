@@ -298,3 +298,12 @@ def test_smoke_search_from_an_assignment_sweep_names_method_and_scheduler(tmp_pa
     assert config["loss"] == "mse" and config["weight_init"] == "xavier"
     assert config["activation"] in ("relu", "identity") and config["learning_rate"] == 0.001
     assert best["best"]["score"] > 0.1  # above chance after two epochs
+
+
+def test_tpe_start_up_trials_default_to_six_then_half_the_slots(capsys) -> None:
+    from tune_mlp.search.options import initial_points_for
+
+    assert [initial_points_for(slots) for slots in (1, 2, 8, 9, 16, 32, 64)] == [6, 6, 6, 6, 8, 16, 32]
+    assert initial_points_for(64, given=3) == 3  # --initial-points given wins
+    assert search_main(["--dry-run", "--concurrency", "32"]) == 0
+    assert "HyperOptSearch (TPE; 16 random points first, seed 0)" in capsys.readouterr().out

@@ -4,7 +4,8 @@ Each entry of ``PEERS`` makes a fresh (searcher, scheduler) pair for one replay 
 worker count (Tune's ``max_concurrent_trials``: a ``ConcurrencyLimiter``), the seed, the trial length
 ``max_t``, and ``startup``: random trials before the model takes over (None: the library's own default).
 
-    ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it (6) counted in scored trials,
+    ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it for W workers (6; above 8, W/2)
+                counted in scored trials,
                 + ASHA (grace 3, eta 3)
     ours-before the same, with HyperOpt's own start-up count (every suggested trial counts): before #18
     random      a random searcher + ASHA (same rungs)
@@ -22,7 +23,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB, 
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.sample import Domain
 
-OUR_STARTUP = 6  # --initial-points' default in the search CLI
+from tune_mlp.search.options import initial_points_for
+
 GRACE, ETA = 3, 3  # --grace-period, --reduction-factor
 
 
@@ -66,7 +68,7 @@ def _scheduler(setting: Setting) -> TrialScheduler:
 def ours(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     from tune_mlp.search.extend import WarmHyperOptSearch
 
-    startup = OUR_STARTUP if setting.startup is None else setting.startup
+    startup = initial_points_for(setting.workers, setting.startup)  # the search's default for this many workers
     tpe = WarmHyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed)
     return ConcurrencyLimiter(tpe, max_concurrent=setting.workers), _scheduler(setting)
 

@@ -23,7 +23,14 @@ from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclas
 from tune_mlp.records import BEST_FILE, SearchRecord
 from tune_mlp.search.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
 from tune_mlp.search.lock import driver_lock
-from tune_mlp.search.options import SearchOptions, experiment_name, search_plan
+from tune_mlp.search.options import (
+    INITIAL_POINTS,
+    STARTUP_MAX_SLOTS,
+    SearchOptions,
+    experiment_name,
+    initial_points_for,
+    search_plan,
+)
 from tune_mlp.search.peers import check_searcher
 from tune_mlp.search.peers import describe as describe_searcher
 from tune_mlp.search.sweep import SearchPlan, describe_plan
@@ -63,7 +70,11 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
     plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
     check_searcher(options, plan)
     if options.dry_run:
-        print(describe_plan(plan, options.initial_points, options.seed))
+        if options.initial_points or options.concurrency:  # else the slots are the cluster's, unknown until Ray starts
+            startup: int | str = initial_points_for(options.concurrency or 1, options.initial_points)
+        else:
+            startup = f"{INITIAL_POINTS} (above {STARTUP_MAX_SLOTS} slots: half the slots)"
+        print(describe_plan(plan, startup, options.seed))
         at_once = options.concurrency or "as many as the cluster's CPUs and GPUs fit"
         print(f"per trial: cpus {options.cpus_per_trial}, gpus {options.gpus_per_trial:g}; trials at once: {at_once}")
         if options.searcher != "hyperopt" and plan.searcher == "hyperopt_tpe":

@@ -29,6 +29,20 @@ BUDGET_MAX_EPOCHS = 100
 UNTIL_BUDGET = -1
 
 
+# TPE's random start-up trials when --initial-points is not given: the study's 6 up to STARTUP_MAX_SLOTS slots, above
+# it half the slots. Replayed on the study table (100 seeds; docs/benchmarks.md, issue 18) every start-up count from
+# 6 to one per slot tied with random search at 8, 32 and 64 workers; half the slots had the best point estimates.
+INITIAL_POINTS = 6
+STARTUP_MAX_SLOTS = 8
+
+
+def initial_points_for(slots: int, given: int | None = None) -> int:
+    """``--initial-points`` if given, else its default for a search of ``slots`` trials at once."""
+    if given is not None:
+        return given
+    return INITIAL_POINTS if slots <= STARTUP_MAX_SLOTS else max(INITIAL_POINTS, slots // 2)
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How to search; what to train is in the space file and TrainConfig."""
@@ -58,7 +72,9 @@ class SearchOptions:
         None, 0, help="new workers every this x slots trials; 0: never (default: 4 up to 8 slots, else 0)"
     )
     concurrency: int | None = bounded(None, 1, help="trials at once (default: cluster CPUs / cpus-per-trial)")
-    initial_points: int = bounded(6, 1, help="random trials before TPE takes over")
+    initial_points: int | None = bounded(
+        None, 1, help="random trials before TPE takes over (default: 6; above 8 slots, half the slots)"
+    )
     searcher: str = choice(
         "hyperopt", SEARCHERS, help="hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random"
     )

@@ -253,7 +253,7 @@ def keys_line(sweep: Sweep) -> str:
     return f"sweep file {sweep.path}: used {', '.join(sweep.used)}{ignored}{notes}"
 
 
-def describe_plan(plan: SearchPlan, initial_points: int, seed: int) -> str:
+def describe_plan(plan: SearchPlan, initial_points: int | str, seed: int) -> str:
     """The ``--dry-run`` text: the Tune space, the searcher, the scheduler with its parameters, the sample count."""
     searcher = {
         "hyperopt_tpe": f"HyperOptSearch (TPE; {initial_points} random points first, seed {seed})",

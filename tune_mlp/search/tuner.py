@@ -45,7 +45,14 @@ from tune_mlp.search.extend import (
     seed_rungs,
     trials_done,
 )
-from tune_mlp.search.options import UNTIL_BUDGET, SearchOptions, experiment_name, search_plan, trial_slots
+from tune_mlp.search.options import (
+    UNTIL_BUDGET,
+    SearchOptions,
+    experiment_name,
+    initial_points_for,
+    search_plan,
+    trial_slots,
+)
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.recovery import KeepResultRows
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
@@ -125,9 +132,10 @@ def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], p
     elif plan.searcher == "hyperopt_tpe" and options.searcher != "hyperopt" and sampled_keys(space):
         searcher = peer_searcher(options.searcher, options.seed, _concurrency(options))  # random: None
     elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
+        startup = initial_points_for(_concurrency(options), options.initial_points)
         tpe = WarmHyperOptSearch(
             points_to_evaluate=points or None,
-            n_initial_points=min(options.initial_points, part.samples) if part.samples > 0 else options.initial_points,
+            n_initial_points=min(startup, part.samples) if part.samples > 0 else startup,
             random_state_seed=options.seed,
             evaluated=part.warm_start,
         )
