@@ -28,8 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 OBJECT_STORE_BYTES = 500 * 1024**2  # the full training split (~220 MB) must fit on either node
-START_TIMEOUT_S = 90
-JOB_TIMEOUT_S = 300
+START_TIMEOUT_S = 180
+JOB_TIMEOUT_S = 600
 
 
 def two_config_space(num_layers: int, hidden_size: int, batch_size: int) -> str:

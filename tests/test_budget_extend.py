@@ -113,7 +113,7 @@ def test_a_budget_without_a_sample_count_runs_trials_until_it_ends(tmp_path) -> 
 def test_bad_time_budget_is_one_line_and_writes_nothing(tmp_path, value: str, message: str) -> None:
     storage = tmp_path / "results"
     proc = search_cli("--time-budget", value, "--no_wandb", "--storage-path", str(storage), "--name", "x")
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=600)
     lines = [line for line in out.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2, out
     assert lines == [f"error: {message}; give e.g. 90s, 10m, 1h or 1h30m"], out
@@ -297,7 +297,7 @@ def test_extending_with_another_space_is_an_error_that_changes_nothing(extended,
     other = write_space(tmp_path / "other.yaml", TINY_SPACE.replace("[16, 32]", "[16, 64]"))
     proc = search_cli("--samples", "6", "--space", other, *EXTEND_ARGS, "--storage-path", str(root.parent),
                       "--name", "ext")  # fmt: skip
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=600)
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2, out
     assert len(errors) == 1 and "was searched over another space" in errors[0] and "same --space" in errors[0]

@@ -89,14 +89,14 @@ def test_lost_node_resumes_from_the_bucket(cluster: Cluster, s3: S3Server, tmp_p
     with log.open("w") as out:
         search = subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while (found := _staged_trial_on(cluster, cluster.worker_ids)) is None:
             assert search.poll() is None, f"the search ended (exit {search.returncode}) before the kill:\n{tail(log)}"
             assert time.monotonic() < deadline, f"no trial reported from a worker within 300 s:\n{tail(log)}"
             time.sleep(0.2)
         lost, worker_id = found
         cluster.kill_node(1 + cluster.worker_ids.index(worker_id))  # raylet, workers, agents, by pid
-        search.wait(timeout=600)
+        search.wait(timeout=900)
     finally:
         if search.poll() is None:
             search.kill()
@@ -168,6 +168,6 @@ def _user_runs(cluster: Cluster, module: str, *args: str) -> None:
     """``python -m MODULE ARGS --data-dir …`` as a user runs it, with the cluster's S3 environment; must succeed."""
     ran = subprocess.run(
         [sys.executable, "-m", module, *args, "--data-dir", str(DATA_DIR)],
-        cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=300,
+        cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert ran.returncode == 0, f"python -m {module} failed:\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"

@@ -146,7 +146,7 @@ def test_a_gpu_asked_of_a_cluster_without_one_is_one_line_exit_2_and_writes_noth
     env |= {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, "-m", "tune_mlp.search", "--no_wandb", "--smoke-test", "--gpus-per-trial", "1"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=240,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-3000:]
     # Besides TensorFlow's banner, Ray's own start-up warning about token authentication (printed by ray.init
@@ -163,9 +163,9 @@ def test_a_gpu_asked_of_a_cluster_without_one_is_one_line_exit_2_and_writes_noth
 def test_dry_run_shows_cpus_and_gpus_per_trial() -> None:
     args = ["--dry-run", "--space", "study", "--cpus-per-trial", "2", "--gpus-per-trial", "0.25"]
     done = subprocess.run([sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+                          timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "per trial: cpus 2, gpus 0.25; trials at once: as many as the cluster's CPUs and GPUs fit" in done.stdout
     done = subprocess.run([sys.executable, "-m", "tune_mlp.search", *args, "--concurrency", "3"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert "per trial: cpus 2, gpus 0.25; trials at once: 3" in done.stdout
