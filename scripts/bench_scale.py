@@ -296,10 +296,16 @@ def run_child(case: Case, variant: str, args: argparse.Namespace) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(name for name in CASES if name != "tiny"),  # tiny: a self-check
-                        help=f"comma-separated, of: {', '.join(CASES)} (default: all but tiny)")
-    parser.add_argument("--variants", default="bare,ours",
-                        help="comma-separated: bare (Ray's defaults), ours, ours_<piece> (one old piece put back)")
+    parser.add_argument(
+        "--cases",
+        default=",".join(name for name in CASES if name != "tiny"),  # tiny: a self-check
+        help=f"comma-separated, of: {', '.join(CASES)} (default: all but tiny)",
+    )
+    parser.add_argument(
+        "--variants",
+        default="bare,ours",
+        help="comma-separated: bare (Ray's defaults), ours, ours_<piece> (one old piece put back)",
+    )
     parser.add_argument("--quick", action="store_true", help="scale the big cases down (see QUICK)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is stopped and marked >")
     parser.add_argument("--one", nargs=3, metavar=("CASE", "VARIANT", "OUT"), help=argparse.SUPPRESS)
