@@ -73,7 +73,10 @@ class SearchOptions:
     )
     concurrency: int | None = bounded(None, 1, help="trials at once (default: cluster CPUs / cpus-per-trial)")
     initial_points: int | None = bounded(
-        None, 1, help="random trials before TPE takes over (default: 6; above 8 slots, half the slots)"
+        None,
+        1,
+        help=f"random trials before TPE takes over (default: {INITIAL_POINTS}; "
+        f"above {STARTUP_MAX_SLOTS} slots, half the slots)",
     )
     searcher: str = choice(
         "hyperopt", SEARCHERS, help="hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random"
