@@ -20,7 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tune_mlp.cli import report_user_errors  # noqa: E402
-from tune_mlp.replay.bench import curve_case, external_case, format_case, plot_case, replay_case  # noqa: E402
+from tune_mlp.replay.bench import (  # noqa: E402
+    curve_case,
+    external_case,
+    format_case,
+    format_per_seed,
+    plot_case,
+    replay_case,
+)
 from tune_mlp.replay.table import TABLES_DIR  # noqa: E402
 
 SEARCHERS = ["ours", "ours-before", "ours@10", "random", "optuna", "optuna@6", "bohb", "bohb@10"]
@@ -35,13 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", default="study", help="the space of a curve table (default: study)")
     parser.add_argument("--table-file", type=Path, default=TABLES_DIR / "study.csv.gz", help="the study table")
     parser.add_argument("--partial", action="store_true", help="read a table still being made (its finished seeds)")
+    parser.add_argument("--training-seed", type=int, default=None,
+                        help="every trial trains with this seed of the table, as a real search does "
+                        "(default: each trial draws one of the table's seeds)")  # fmt: skip
+    parser.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="also print each replay's pick, to compare with real searches of the same --seed",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=None, help="worker counts (study: 2 8 32 64)")
     parser.add_argument("--external-workers", type=int, nargs="+", default=[2, 8], help="(default 2 8)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (study 100, quick 30)")
     parser.add_argument("--external-seeds", type=int, default=30, help="seeds per external cell (default 30)")
     parser.add_argument("--searchers", nargs="+", default=None, help=f"of {SEARCHERS}; name@N: N start-up trials")
     parser.add_argument("--jobs", type=int, default=1, help="processes (default 1: the machine is shared)")
-    parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "benchmarks", help="folder for the PNGs")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="a JSON-lines file of finished replays: read back, not replayed, so a stopped run resumes",
+    )
+    parser.add_argument("--plots", type=Path, default=None,
+                        help="folder for the PNGs (default: docs/benchmarks; with --quick build/replay, so that "
+                             "a quick look does not replace the full run's pictures)")  # fmt: skip
     args = parser.parse_args(argv)
     return report_user_errors(lambda: _run(args))  # a damaged table: one line, exit 2
 
@@ -51,14 +73,25 @@ def _run(args: argparse.Namespace) -> int:
     searchers = args.searchers or (QUICK if args.quick else SEARCHERS)
     workers = args.workers or ([2, 8] if args.quick else [2, 8, 32, 64])
     seeds = list(range(args.seeds or (30 if args.quick else 100)))
+    args.plots = args.plots or (ROOT / "build" / "replay" if args.quick else ROOT / "docs" / "benchmarks")
     args.plots.mkdir(parents=True, exist_ok=True)
     started = time.time()
     print(f"# replay: {' '.join(sys.argv[1:]) or '(defaults)'}\n", flush=True)
     for name in tables:
         for case, case_workers, case_seeds in _cases(name, args, workers, seeds):
             t0 = time.time()
-            outcomes = replay_case(case, searchers, case_workers, case_seeds, jobs=args.jobs)
+            outcomes = replay_case(
+                case,
+                searchers,
+                case_workers,
+                case_seeds,
+                jobs=args.jobs,
+                store=args.store,
+                progress=lambda line: print(line, flush=True),
+            )
             print(format_case(case, outcomes, searchers, case_workers, case_seeds))
+            if args.per_seed:
+                print("\n" + format_per_seed(case, outcomes))
             if case.scheduler == "asha":  # a curve table: the surrogate's error, used or not
                 from tune_mlp.replay.surrogate import holdout_error
 
@@ -79,7 +112,7 @@ def _cases(name: str, args: argparse.Namespace, workers: list[int], seeds: list[
             yield external_case(bench, dataset), args.external_workers, list(range(args.external_seeds))
         return
     path = args.table_file if name == "study" else Path(name)
-    yield curve_case(str(path), args.space, partial=args.partial), workers, seeds
+    yield curve_case(str(path), args.space, partial=args.partial, training_seed=args.training_seed), workers, seeds
 
 
 if __name__ == "__main__":

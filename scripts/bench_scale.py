@@ -14,10 +14,11 @@ Each (case, variant) runs in a fresh Python process with its own Ray. Variants:
   ``WandbLoggerCallback``), with the case's searcher, scheduler and ``CheckpointConfig(num_to_keep=3)``;
 - ``ours``: ``tune_mlp.search.tuner.run_search`` with ``stand_in`` (the whole stack: plan, TPE, ASHA,
   retention, W&B, records), as it is now;
-- the state before each fix, for before/after in the same run: ``ours_recycle`` (workers replaced every 4
-  trials per slot by alternating placement strategies), ``ours_raywandb`` (Ray's per-trial W&B actors),
-  ``ours_keep3`` (``num_to_keep=3``: a forced experiment snapshot every 3 checkpoints of a trial),
-  ``ours_before`` (all three), ``ours_noreuse`` (``reuse_actors=False``).
+- the state before each fix, for before/after in the same run: ``ours_recycle`` (workers replaced after every
+  4 × slots trials, the default up to 8 slots), ``ours_raywandb`` (Ray's per-trial W&B actors),
+  ``ours_before`` (both), ``ours_noreuse`` (``reuse_actors=False``); and a fix not on by default, ``ours_trim``
+  (every checkpoint kept while a trial runs, trimmed to the best 3 at its end, instead of ``num_to_keep=3``'s
+  forced experiment snapshot every 3 checkpoints of any trial).
 
 Columns: wall (driver start to the last trial's end, Ray's start included), Ray's bound where the issue gives
 one, the floor (slept seconds / slots), wall / floor, the driver's RSS growth per finished trial, and the

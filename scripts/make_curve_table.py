@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     header = not out.exists()
     started = time.time()
     context = multiprocessing.get_context("spawn")
-    finished = 0
+    finished, total = 0, len(todo)
     while todo:
         batch, todo = todo[: args.workers * args.runs_per_worker], todo[args.workers * args.runs_per_worker :]
         with concurrent.futures.ProcessPoolExecutor(
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                         handle.write(",".join(_cell(row[key]) for key in keys + list(CURVE_COLUMNS)) + "\n")
                 finished += 1
                 last = rows[-1]
-                print(f"[{finished}/{finished + len(todo) + len(futures) - finished}] config {i} seed {seed}: "
+                print(f"[{finished}/{total}] config {i} seed {seed}: "
                       f"val {last['val_accuracy']:.4f} test {last['test_accuracy']:.4f}, "
                       f"{sum(r['epoch_seconds'] for r in rows):.1f} s, {time.time() - started:.0f} s so far",
                       flush=True)  # fmt: skip

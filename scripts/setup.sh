@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # pip builds an editable wheel even when nothing changed (~10 s of CPU): skip it while this checkout is the one
 # installed and pyproject.toml is as it was at the last install (build/ is git-ignored).
+# dev: the test tools and the S3 server; peers: Optuna and BOHB, the searchers the replay tests compare with ours.
+extras=".[dev,peers]"
 stamp=build/setup.stamp
-want="$(python -c 'import hashlib, sys; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest(), sys.executable)')"
+want="$(python -c 'import hashlib, sys; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest(), sys.executable)') $extras"
 installed_here() {  # run outside the checkout, where ./tune_mlp would be imported whatever is installed
   local here
   here="$(pwd -P)/tune_mlp"
@@ -17,7 +19,7 @@ installed_here() {  # run outside the checkout, where ./tune_mlp would be import
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && installed_here; then
   echo "setup: tune_mlp is installed from this checkout and pyproject.toml is unchanged; pip install skipped"
 else
-  python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  python -m pip install --quiet --disable-pip-version-check -e "$extras"
   mkdir -p build && echo "$want" > "$stamp"
 fi
 

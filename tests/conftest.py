@@ -20,12 +20,15 @@ from tiers import mark_tiers, tier_guard  # noqa: E402, F401  (the tiers: tests/
 from tune_mlp.data import CLASS_NAMES, Splits, load_splits  # noqa: E402
 from tune_mlp.data.locate import DATA_DIR_ENV  # noqa: E402
 
-# The modules that take longest (make test's --durations on 2 cores, 2026-12-01), run first: `make test`'s
-# xdist workers each take whole modules (--dist loadfile), and the longest ones started last would leave one
-# worker idle while the other finishes them.
-SLOWEST_MODULES = ["test_budget_extend.py", "test_cluster.py", "test_cluster_s3.py", "test_tuning.py",
-                   "test_bad_input.py", "test_analysis_cli.py", "test_standin.py", "test_wheel.py", "test_gpus.py",
-                   "test_actors.py", "test_sweep.py"]  # fmt: skip
+# The modules that take longest (the timeline of `make test` on 2 cores, 2026-12-02), run first: `make test`'s
+# xdist workers each take whole modules (--dist loadfile; --no-loadscope-reorder keeps this order, where xdist
+# would start the modules with the most tests first), and a long module started last would leave the other
+# workers idle while one finishes it. test_tuning first: its first test makes the session's smoke search, which
+# test_bad_input's last cases wait for (its first ones need none).
+SLOWEST_MODULES = ["test_tuning.py", "test_bad_input.py", "test_budget_extend.py", "test_cluster.py",
+                   "test_cluster_s3.py", "test_wheel.py", "test_gpus.py", "test_recovery.py", "test_standin.py",
+                   "test_exposure.py", "test_actors.py", "test_predict.py", "test_model_report.py", "test_sweep.py",
+                   "test_trainer.py", "test_analysis_cli.py", "test_training.py", "test_optimizers.py"]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -98,7 +101,7 @@ class SmokeSearch:
 
 
 def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder all of this session's pytest-xdist workers see (make test runs four); the base temp without xdist."""
+    """A folder all of this session's pytest-xdist workers see (make test runs five); the base temp without xdist."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 

@@ -4,7 +4,8 @@ One table: (command, arguments, what the message must say). Two shapes of answer
 - ``error: ...``: our own checks (``tune_mlp.errors.UserInputError``), exactly one line on stderr;
 - a flag argparse rejects: its usage block, then exactly one ``PROG: error: argument --FLAG: ...`` line
   (the convention every argparse tool shares; the usage lines only restate the flags).
-The experiments come from real smoke searches (conftest's ``experiments``) copied and broken here.
+The experiments come from real smoke searches (conftest's ``experiments``) copied and broken here; the cases
+that need none run first.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from tune_mlp.mlp.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-# What TensorFlow's C++ logging prints on stderr when it is imported (before any of our output): a CLI that
-# must load TensorFlow before it can read its input (train, the study) shows these above its one error line.
+# What TensorFlow's C++ logging prints on stderr when it is imported (before any of our output): a CLI whose
+# input is found bad only once TensorFlow is loaded shows these above its one error line.
 TF_BANNER = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\])"
 )
@@ -128,13 +129,30 @@ def _break_checkpoints(experiment: Path, name: str, damage: str) -> None:
             (directory / name).write_text("{'num_layers': 2,")  # Python, not JSON
 
 
+# The folders copied from the real experiments: a case that names one waits for conftest's ``experiments`` (two
+# more smoke searches after the session's); the others run first, while those are being made.
+EXPERIMENT_COPIES = ("all-nan", "smoke", "truncated", "not-json", "run-truncated", "run-not-json")
+
+
+def needs_experiments(command: list[str]) -> bool:
+    return any(f"{{root}}/{name}" in arg for arg in command for name in EXPERIMENT_COPIES)
+
+
 @pytest.fixture(scope="module")
-def root(experiments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Copies of the real experiments, broken in one way each, a file, a plain folder and two broken train runs."""
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cases' folder: a file, a plain folder, an empty one; ``broken`` adds the experiments' copies."""
     root = tmp_path_factory.mktemp("bad-input")
     (root / "a-file").write_text("not a folder\n")
     (root / "not-an-experiment").mkdir()
     (root / "not-an-experiment" / "notes.txt").write_text("a folder, but no experiment_state-*.json\n")
+    (root / "empty").mkdir()  # a folder of no images
+    (root / "cwd").mkdir()  # the commands' working directory: a default output folder would appear here
+    return root
+
+
+@pytest.fixture(scope="module")
+def broken(root: Path, experiments: Path) -> Path:
+    """Copies of the real experiments in ``root``, broken in one way each, and two broken train runs."""
     shutil.copytree(experiments / "all-nan", root / "all-nan")
     shutil.copytree(experiments / "smoke", root / "smoke")
     for name, file, damage in (("truncated", WEIGHTS_FILE, "truncate"), ("not-json", CONFIG_FILE, "python")):
@@ -142,8 +160,6 @@ def root(experiments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         _break_checkpoints(root / name, file, damage)
         run = root / f"run-{name}" / "last_checkpoint"
         shutil.copytree(next((root / name).glob("trial_*/checkpoint_*")), run)
-    (root / "empty").mkdir()  # a folder of no images
-    (root / "cwd").mkdir()  # the commands' working directory: a default output folder would appear here
     return root
 
 
@@ -182,13 +198,21 @@ def _bucket_snapshot(s3: S3Server) -> dict[str, list[str]]:
     return {bucket: s3.keys(bucket) for bucket in buckets}
 
 
-@pytest.mark.parametrize(
-    ("command", "shape", "fragment", "case_env"), [(*c[1:4], c[4] if len(c) > 4 else {}) for c in CASES],
-    ids=[c[0] for c in CASES],
-)  # fmt: skip
+# Those cases last (a stable sort: the table's order otherwise), marked 'ray': the experiments start Ray here.
+PARAMS = [
+    pytest.param(
+        *c[1:4], c[4] if len(c) > 4 else {}, id=c[0], marks=[pytest.mark.ray] if needs_experiments(c[1]) else []
+    )
+    for c in sorted(CASES, key=lambda c: needs_experiments(c[1]))
+]
+
+
+@pytest.mark.parametrize(("command", "shape", "fragment", "case_env"), PARAMS)
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     root: Path, command: list[str], shape: str, fragment: str, case_env: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
+    if needs_experiments(command):
+        request.getfixturevalue("broken")
     s3 = request.getfixturevalue("s3") if case_env else None
     places = {"{root}": str(root), "{secret}": SECRET}
     if s3:

@@ -145,7 +145,7 @@ parameters:
 
 
 def test_hyperopt_searches_every_distribution(tmp_path) -> None:
-    from tune_mlp.search.distributions import SweepHyperOptSearch
+    from tune_mlp.search.extend import SweepHyperOptSearch
 
     space = load_space(
         write(
@@ -221,11 +221,11 @@ def test_the_pyll_function_sweep_distributions_register_is_where_it_was_checked(
     import hyperopt
     from hyperopt.pyll import scope
 
-    from tune_mlp.search.distributions import SweepHyperOptSearch
+    from tune_mlp.search.extend import SweepHyperOptSearch
 
     assert hyperopt.__version__ == "0.3.0", (
         f"hyperopt {hyperopt.__version__}: re-check SweepHyperOptSearch.convert_search_space "
-        "(scope.define_if_new, scope._sweep_ppf) in tune_mlp/search/distributions.py, then update this pin"
+        "(scope.define_if_new, scope._sweep_ppf) in tune_mlp/search/extend.py, then update this pin"
     )
     SweepHyperOptSearch.convert_search_space({})
     assert hasattr(scope, "_sweep_ppf")

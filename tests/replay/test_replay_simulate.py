@@ -122,6 +122,27 @@ def test_tpe_waits_for_scored_trials() -> None:
     assert searcher.suggest("0") != draws(100)[0]  # two scored (warm) trials: TPE from the first suggestion
 
 
+def test_tpe_proposes_no_config_twice_until_the_space_is_spent() -> None:
+    """Every trial trains with the same seed, so a repeat would only give its result again."""
+    space = {"hidden_size": tune.choice([64, 128, 256]), "optimizer": tune.choice(["sgd", "adam", "nadam"])}
+    score = {64: 0.80, 128: 0.85, 256: 0.84, "sgd": 0.0, "adam": 0.05, "nadam": 0.04}
+
+    def search(seed: int, repeats: bool, trials: int) -> list[tuple]:
+        searcher = WarmHyperOptSearch(n_initial_points=2, random_state_seed=seed, repeats=repeats)
+        searcher.set_search_properties("val_accuracy", "max", space)
+        out = []
+        for i in range(trials):
+            config = searcher.suggest(str(i))
+            out.append((config["hidden_size"], config["optimizer"]))
+            searcher.on_trial_complete(str(i), {"val_accuracy": score[out[-1][0]] + score[out[-1][1]]})
+        return out
+
+    assert any(len(set(search(seed, True, 6))) < 6 for seed in range(3))  # HyperOpt alone repeats its favourite
+    for seed in range(3):
+        assert len(set(search(seed, False, 9))) == 9  # all nine configs, each once
+        assert len(search(seed, False, 10)) == 10  # a spent space: a repeat rather than no trial
+
+
 def test_the_ray_calls_the_replay_mirrors() -> None:
     """The replay copies Ray 2.60's controller: this fails when Ray changes what it copied."""
     import inspect
@@ -135,3 +156,41 @@ def test_the_ray_calls_the_replay_mirrors() -> None:
     scheduler, searcher = source.index("_scheduler_alg.on_trial_result"), source.index("_search_alg.on_trial_result")
     assert scheduler < searcher  # the scheduler decides first; the searcher hears the result only without STOP
     assert "if decision == TrialScheduler.STOP:\n            result.update(done=True)\n        else:" in source
+
+
+def test_a_fixed_training_seed_replays_what_a_real_search_trains(tmp_path: Path) -> None:
+    # A real search trains every trial with TrainConfig.seed; the replay does the same when told the seed.
+    table = load_table(write_table(tmp_path / "two.csv.gz", seeds=(0, 1)))  # seed 1's test is 0.001 higher
+    space = {"hidden_size": tune.choice([64, 128]), "optimizer": tune.choice(["sgd", "adam"])}
+    picked = {}
+    for seed_index in (0, 1):
+        searcher = ConcurrencyLimiter(WarmHyperOptSearch(random_state_seed=0), max_concurrent=2)
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=4, grace_period=1, reduction_factor=2)
+        run = simulate(table, searcher, scheduler, space=space, workers=2, samples=4, seed=3,
+                       training_seed=seed_index)  # fmt: skip
+        assert {r.seed for r in run.reports} == {seed_index}
+        picked[seed_index] = run.picked()
+    assert picked[1].test - picked[0].test == pytest.approx(0.001)  # same searcher seed: same trials, same pick
+
+
+def test_a_training_seed_the_table_lacks_is_refused() -> None:
+    from tune_mlp.replay.bench import curve_case
+    from tune_mlp.replay.table import TABLES_DIR, TableError
+
+    with pytest.raises(TableError, match=r"study\.csv\.gz: has no training seed 7; pick one of \[0, 1, 2\]"):
+        curve_case(str(TABLES_DIR / "study.csv.gz"), "study", training_seed=7)
+
+
+def test_a_stopped_replay_run_resumes_from_its_store(tmp_path: Path) -> None:
+    from tune_mlp.replay.bench import Case, replay_case
+
+    table = load_table(write_table(tmp_path / "tiny.csv.gz"))
+    space = {"hidden_size": tune.choice([64, 128]), "optimizer": tune.choice(["sgd", "adam"])}
+    case = Case("tiny", table, space, (4,), samples=lambda workers: 4)
+    store = tmp_path / "replays.jsonl"
+    first = replay_case(case, ["ours", "random"], [2], [0, 1], store=str(store))
+    assert len(store.read_text().splitlines()) == 4
+    store.write_text(store.read_text().splitlines(keepends=True)[0])  # as if stopped after the first replay
+    again = replay_case(case, ["ours", "random"], [2], [0, 1], store=str(store))
+    assert again == first  # the stored one read back, the other three replayed the same
+    assert len(store.read_text().splitlines()) == 4

@@ -18,8 +18,6 @@ from tqdm import tqdm
 from tune_mlp.config import METRIC, MODE, TrainConfig, is_better
 from tune_mlp.data import Splits, load_splits
 from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
-from tune_mlp.mlp.evaluate import evaluate_weights
-from tune_mlp.mlp.trainer import Trainer
 from tune_mlp.records import BestResult
 from tune_mlp.wandb_mode import configure_wandb_mode
 
@@ -48,6 +46,11 @@ def run_training(config: TrainConfig, options: RunOptions, splits: Splits | None
     if options.resume and (output / LAST_DIR).is_dir():
         resume = load_checkpoint(output / LAST_DIR)
         config = resume.config  # a resumed run keeps its own hyperparameters
+    # TensorFlow (seconds to load) only once the data and the checkpoint are read: a missing folder or a damaged
+    # checkpoint is reported at once, and the command-line tools that call this start fast.
+    from tune_mlp.mlp.evaluate import evaluate_weights
+    from tune_mlp.mlp.trainer import Trainer
+
     trainer = Trainer(config, splits, resume=resume)
     best: dict[str, Any] | None = None
     for metrics in trainer.history:  # a resumed run's earlier epochs compete too

@@ -39,6 +39,7 @@ class Case:
     scheduler: str = "asha"  # "fifo" for tables without curves
     mapper: Callable[[dict[str, Any]], int] | None = None  # None: the table holds every config (exact)
     samples: Callable[[int], int] = field(default=lambda workers: max(20, 2 * workers))
+    training_seed: int | None = None  # the table seed index every trial trains with, as a real search (None: drawn)
     best: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,7 +71,8 @@ def replay_one(case: Case, searcher: str, workers: int, seed: int) -> Outcome:
     with _quiet():
         algo, scheduler = factory(setting)
         run = simulate(case.table, algo, scheduler, space=case.space, workers=workers,
-                       samples=case.samples(workers), seed=seed, mapper=case.mapper)  # fmt: skip
+                       samples=case.samples(workers), seed=seed, mapper=case.mapper,
+                       training_seed=case.training_seed)  # fmt: skip
     curve, top = [], -np.inf
     for report in sorted(run.reports, key=lambda r: r.time):
         if np.isfinite(report.val) and report.val > top:
@@ -97,30 +99,69 @@ def _quiet():
 
 
 def replay_case(case: Case, searchers: list[str], workers: list[int], seeds: list[int], jobs: int = 1,
-                progress: Callable[[str], None] | None = None) -> list[Outcome]:  # fmt: skip
-    """Every (searcher, workers, seed); ``jobs`` > 1 spreads them over processes (forked: the table is shared)."""
-    tasks = [(s, w, seed) for w in workers for s in searchers for seed in seeds]
-    if jobs <= 1:
-        out = []
-        for i, task in enumerate(tasks):
-            out.append(replay_one(case, *task))
-            if progress and (i + 1) % max(1, len(tasks) // 10) == 0:
-                progress(f"  {case.name}: {i + 1}/{len(tasks)} replays")
-        return out
-    import multiprocessing
+                progress: Callable[[str], None] | None = None, store: str | None = None) -> list[Outcome]:  # fmt: skip
+    """Every (searcher, workers, seed); ``jobs`` > 1 spreads them over processes (forked: the table is shared).
 
-    global _CASE
-    _CASE = case
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return pool.starmap(_replay_global, tasks, chunksize=4)
+    ``store``: a JSON-lines file of finished replays. Those already in it are read, not replayed, and each new
+    one is appended as it ends, so a run of hours that is stopped goes on where it was when started again.
+    """
+    tasks = [(s, w, seed) for w in workers for s in searchers for seed in seeds]
+    done = {key: o for key, o in _stored(store, case.name).items() if key in set(tasks)}
+    todo = [task for task in tasks if task not in done]
+    out = dict(done)
+    if jobs <= 1:
+        results = (replay_one(case, *task) for task in todo)
+    else:
+        import multiprocessing
+
+        global _CASE
+        _CASE = case
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+        results = pool.imap_unordered(_replay_task, todo, chunksize=4)
+    try:
+        for i, outcome in enumerate(results):
+            out[(outcome.searcher, outcome.workers, outcome.seed)] = outcome
+            _store(store, case.name, outcome)
+            if progress and (i + 1) % max(1, len(todo) // 10) == 0:
+                progress(f"  {case.name}: {len(done) + i + 1}/{len(tasks)} replays")
+    finally:
+        if jobs > 1:
+            pool.terminate()
+    return [out[task] for task in tasks]
+
+
+def _stored(store: str | None, case: str) -> dict[tuple[str, int, int], Outcome]:
+    import json
+    import os
+
+    if not store or not os.path.isfile(store):
+        return {}
+    out = {}
+    with open(store) as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row.pop("case") == case:
+                row["curve"] = tuple(tuple(point) for point in row["curve"])
+                outcome = Outcome(**row)
+                out[(outcome.searcher, outcome.workers, outcome.seed)] = outcome
+    return out
+
+
+def _store(store: str | None, case: str, outcome: Outcome) -> None:
+    import dataclasses
+    import json
+
+    if store:
+        with open(store, "a") as handle:  # one line a replay, flushed at once: a stopped run loses none
+            handle.write(json.dumps({"case": case, **dataclasses.asdict(outcome)}) + "\n")
+
+
+def _replay_task(task: tuple[str, int, int]) -> Outcome:
+    assert _CASE is not None
+    return replay_one(_CASE, *task)
 
 
 _CASE: Case | None = None
-
-
-def _replay_global(searcher: str, workers: int, seed: int) -> Outcome:
-    assert _CASE is not None
-    return replay_one(_CASE, searcher, workers, seed)
 
 
 def regret_at(outcome: Outcome, t: float) -> float:
@@ -230,6 +271,14 @@ def format_case(case: Case, outcomes: list[Outcome], searchers: list[str], worke
     return "\n".join(lines)
 
 
+def format_per_seed(case: Case, outcomes: list[Outcome]) -> str:
+    """Each replay's final pick: to hold beside a real search run with the same ``--seed`` (the searcher's seed)."""
+    lines = ["| workers | searcher | seed | test of the pick | regret |", "|---:|---|---:|---:|---:|"]
+    for o in sorted(outcomes, key=lambda o: (o.workers, o.searcher, o.seed)):
+        lines.append(f"| {o.workers} | {o.searcher} | {o.seed} | {case.best - o.regret:.4f} | {o.regret:+.4f} |")
+    return "\n".join(lines)
+
+
 def plot_case(case: Case, outcomes: list[Outcome], searchers: list[str], workers: list[int], path: str) -> None:
     """Median anytime regret per searcher against simulated time, one panel per worker count."""
     import matplotlib
@@ -258,16 +307,17 @@ def plot_case(case: Case, outcomes: list[Outcome], searchers: list[str], workers
     plt.close(fig)
 
 
-def curve_case(path: str, space: str, partial: bool = False) -> Case:
+def curve_case(path: str, space: str, partial: bool = False, training_seed: int | None = None) -> Case:
     """A table made by ``scripts/make_curve_table.py`` over ``space``, with the space as our search builds it.
 
     A grid table holding every config maps suggestions exactly; a sampled table (or one still being made)
-    through the nearest-config surrogate.
+    through the nearest-config surrogate. ``training_seed``: every trial trains with this seed of the table,
+    as a real search does (``TrainConfig.seed``); None draws one per trial.
     """
     from ray.tune.search.sample import Categorical
 
     from tune_mlp.replay.surrogate import NearestConfig
-    from tune_mlp.replay.table import load_table
+    from tune_mlp.replay.table import TableError, load_table
     from tune_mlp.search.sweep import load_sweep
 
     table = load_table(path, partial=partial)
@@ -277,7 +327,13 @@ def curve_case(path: str, space: str, partial: bool = False) -> Case:
     grid = [len(v.categories) for k, v in tune_space.items() if isinstance(v, Categorical) and k != "epochs"]
     exact = all(isinstance(tune_space[k], Categorical) or k not in tune_space for k in table.keys) and len(
         table.configs) == int(np.prod(grid))  # fmt: skip
-    return Case(table.name, table, tune_space, lengths, mapper=None if exact else NearestConfig(table))
+    seed_index = None
+    if training_seed is not None:
+        if training_seed not in table.seeds:
+            raise TableError(f"{path}: has no training seed {training_seed}; pick one of {list(table.seeds)}")
+        seed_index = table.seeds.index(training_seed)
+    return Case(table.name, table, tune_space, lengths, mapper=None if exact else NearestConfig(table),
+                training_seed=seed_index)  # fmt: skip
 
 
 def external_case(bench: str, dataset: str) -> Case:

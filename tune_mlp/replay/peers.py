@@ -6,8 +6,9 @@ worker count (Tune's ``max_concurrent_trials``: a ``ConcurrencyLimiter``), the s
 
     ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it for W workers (6; above 8, W/2)
                 counted in scored trials,
-                + ASHA (grace 3, eta 3)
-    ours-before the same, with HyperOpt's own start-up count (every suggested trial counts): before #18
+                no config tried twice, + ASHA (grace 3, eta 3)
+    ours-repeats ours letting TPE propose a config it has tried before (HyperOpt's own behaviour)
+    ours-before ours-repeats with HyperOpt's own start-up count (every suggested trial counts): before #18
     random      a random searcher + ASHA (same rungs)
     optuna      Ray's OptunaSearch: Optuna's TPESampler (multivariate, constant liar: Optuna 5's defaults) + ASHA
     bohb        TuneBOHB + HyperBandForBOHB (eta 3), BOHB's own concurrency count (paused trials free a slot)
@@ -65,21 +66,25 @@ def _scheduler(setting: Setting) -> TrialScheduler:
                          reduction_factor=ETA)  # fmt: skip
 
 
-def ours(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+def ours(setting: Setting, repeats: bool = False) -> tuple[Searcher, TrialScheduler]:
     from tune_mlp.search.extend import WarmHyperOptSearch
 
     startup = initial_points_for(setting.workers, setting.startup)  # the search's default for this many workers
-    tpe = WarmHyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed)
+    tpe = WarmHyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed, repeats=repeats)
     return ConcurrencyLimiter(tpe, max_concurrent=setting.workers), _scheduler(setting)
 
 
+def ours_repeats(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    return ours(setting, repeats=True)
+
+
 def ours_before(setting: Setting) -> tuple[Searcher, TrialScheduler]:
-    """Ours as it was before the replay: HyperOpt's own start-up count (running trials count)."""
+    """Ours as it was before the replay: HyperOpt's own start-up count (running trials count), repeats allowed."""
     import functools
 
     from hyperopt import tpe as hyperopt_tpe
 
-    limiter, scheduler = ours(setting)
+    limiter, scheduler = ours(setting, repeats=True)
     limiter.searcher.algo = functools.partial(hyperopt_tpe.suggest, **limiter.searcher.algo.keywords)
     return limiter, scheduler
 
@@ -111,4 +116,11 @@ def bohb(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     return searcher, HyperBandForBOHB(time_attr="epoch", max_t=setting.max_t, reduction_factor=ETA)
 
 
-PEERS = {"ours": ours, "ours-before": ours_before, "random": random, "optuna": optuna, "bohb": bohb}
+PEERS = {
+    "ours": ours,
+    "ours-repeats": ours_repeats,
+    "ours-before": ours_before,
+    "random": random,
+    "optuna": optuna,
+    "bohb": bohb,
+}

@@ -100,8 +100,12 @@ class Replayer:
     """Tune's controller, in simulated time over a table."""
 
     def __init__(self, table: Table, searcher: Searcher, scheduler: TrialScheduler, workers: int, samples: int,
-                 seed: int, mapper: Any = None, max_pending: int | None = None) -> None:  # fmt: skip
+                 seed: int, mapper: Any = None, max_pending: int | None = None,
+                 training_seed: int | None = None) -> None:  # fmt: skip
         self.table, self.searcher, self.scheduler = table, searcher, scheduler
+        # A real search trains every trial with the same seed (``TrainConfig.seed``, 0 unless the sweep sets it):
+        # a table seed index replays that; None draws each trial's seed from the table's (seed noise averaged).
+        self.training_seed = training_seed
         self.workers, self.samples = workers, samples
         self.search_alg = _SearchAlg(searcher)
         self.rng = np.random.default_rng(seed)
@@ -171,7 +175,7 @@ class Replayer:
             self.finished_suggesting = True
             return False
         row = self.mapper(config)
-        seed = int(self.rng.integers(len(self.table.seeds)))
+        seed = self.training_seed if self.training_seed is not None else int(self.rng.integers(len(self.table.seeds)))
         length = min(int(config.get("epochs", self.table.epochs)), int(self.table.lengths[row, seed]))
         trial = SimTrial(trial_id, config, row, seed, length)
         self.trials.append(trial)
@@ -253,11 +257,12 @@ class ExactMapper:
 
 
 def simulate(table: Table, searcher: Searcher, scheduler: TrialScheduler, *, space: dict[str, Any], workers: int,
-             samples: int, seed: int, mapper: Any = None) -> Run:  # fmt: skip
-    """Replay one search: the searcher and scheduler get the space, metric and mode as ``Tuner`` gives them."""
+             samples: int, seed: int, mapper: Any = None, training_seed: int | None = None) -> Run:  # fmt: skip
+    """Replay one search: the searcher and scheduler get the space, metric and mode as ``Tuner`` gives them.
+    ``training_seed``: the table's seed index every trial trains with (None: drawn per trial)."""
     searcher.set_search_properties(METRIC, MODE, space)
     scheduler.set_search_properties(METRIC, MODE)
-    return Replayer(table, searcher, scheduler, workers, samples, seed, mapper).run()
+    return Replayer(table, searcher, scheduler, workers, samples, seed, mapper, training_seed=training_seed).run()
 
 
 # -- scores --

@@ -4,7 +4,8 @@ Where Tune has the domain (uniform, log-uniform, their quantized forms, int_unif
 used as is. The rest (``categorical_w_probabilities``, ``normal``/``q_normal``, ``log_normal``/``q_log_normal``,
 ``beta``/``q_beta``, and quantized ranges whose bounds are off the ``q`` grid, which Tune refuses) become a
 ``SweepDistribution``: random search draws from it directly, and
-``SweepHyperOptSearch`` hands TPE a uniform (0, 1) quantile mapped through the distribution's inverse CDF
+``SweepHyperOptSearch`` (in ``tune_mlp.search.extend``, so that HyperOpt and SciPy load only where a search
+runs) hands TPE a uniform (0, 1) quantile mapped through the distribution's inverse CDF
 (weighted values become HyperOpt's own ``pchoice``). So ``method: bayes`` stays TPE for every
 distribution. Their draws are clipped into the field's range (a normal on ``momentum`` stays in [0, 1])
 and rounded for integer fields, so the config Tune records is the config that trains. Formulas follow
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from ray import tune
-from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.sample import Domain, Sampler
 
 from tune_mlp.config import BOUNDS, INT_FIELDS
@@ -172,30 +172,3 @@ def clip_to_field(field: str, value: float, q: float | None) -> Any:
 def can_reach_open_bound(field: str, spec: dict[str, Any]) -> bool:
     """A normal without ``q`` on a field that must be > its bound would be clipped to a meaningless value."""
     return spec["distribution"] == "normal" and BOUNDS.get(field, (None, None, False))[2]
-
-
-def _sweep_ppf(u: float, domain: SweepDistribution) -> Any:
-    return domain.ppf(u)
-
-
-class SweepHyperOptSearch(HyperOptSearch):
-    """HyperOpt TPE that also searches ``SweepDistribution`` parameters (via their quantile)."""
-
-    @staticmethod
-    def convert_search_space(spec: dict, prefix: str = "") -> dict:
-        import hyperopt as hpo
-        from hyperopt.pyll import scope
-
-        # hyperopt's way to add a function to its graph language (pyll); checked against hyperopt 0.3.0
-        # (tests/test_search_space.py fails when another version is installed).
-        scope.define_if_new(_sweep_ppf)  # registers it; the node is scope._sweep_ppf
-        ours = {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
-        rest = {key: value for key, value in spec.items() if key not in ours}
-        space = HyperOptSearch.convert_search_space(rest, prefix) or dict(rest)  # {} when rest is all constants
-        for key, domain in ours.items():
-            s = domain.spec
-            if s["distribution"] == "categorical_w_probabilities":
-                space[key] = hpo.hp.pchoice(key, list(zip(s["probabilities"], s["values"])))
-            else:
-                space[key] = scope._sweep_ppf(hpo.hp.uniform(key, 0.0, 1.0), domain)
-        return space

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
+from ray.tune.search.hyperopt import HyperOptSearch
 
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
-from tune_mlp.search.distributions import SweepHyperOptSearch
+from tune_mlp.search.distributions import SweepDistribution
 from tune_mlp.search.results import load_results
 
 PART_PREFIX = "part-"
@@ -140,6 +141,33 @@ def seed_rungs(scheduler: Any, histories: dict[str, dict[int, float]]) -> int:
     return entered
 
 
+def _sweep_ppf(u: float, domain: SweepDistribution) -> Any:
+    return domain.ppf(u)
+
+
+class SweepHyperOptSearch(HyperOptSearch):
+    """HyperOpt TPE that also searches ``SweepDistribution`` parameters (via their quantile)."""
+
+    @staticmethod
+    def convert_search_space(spec: dict, prefix: str = "") -> dict:
+        import hyperopt as hpo
+        from hyperopt.pyll import scope
+
+        # hyperopt's way to add a function to its graph language (pyll); checked against hyperopt 0.3.0
+        # (tests/test_search_space.py fails when another version is installed).
+        scope.define_if_new(_sweep_ppf)  # registers it; the node is scope._sweep_ppf
+        ours = {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
+        rest = {key: value for key, value in spec.items() if key not in ours}
+        space = HyperOptSearch.convert_search_space(rest, prefix) or dict(rest)  # {} when rest is all constants
+        for key, domain in ours.items():
+            s = domain.spec
+            if s["distribution"] == "categorical_w_probabilities":
+                space[key] = hpo.hp.pchoice(key, list(zip(s["probabilities"], s["values"])))
+            else:
+                space[key] = scope._sweep_ppf(hpo.hp.uniform(key, 0.0, 1.0), domain)
+        return space
+
+
 class WarmHyperOptSearch(SweepHyperOptSearch):
     """TPE over every W&B distribution that starts with ``evaluated`` (config, reward) results in its history.
 
@@ -148,16 +176,61 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
     its ties; here the draws stay random until that many trials have reported (the replay benchmark,
     docs/benchmarks.md, measured it at 8 and 32 workers).
 
+    No repeats: every trial trains with the same seed, so a config tried before (finished, running or warm-start)
+    would only give its result again. TPE on a small discrete space proposes its favourite again and again (4 of
+    20 trials of a study search were one config, docs/benchmarks.md), so a repeat is discarded (an errored
+    HyperOpt trial, which the model ignores) and TPE asked again; after ``REPEAT_TPE_TRIES`` a random draw, and
+    only a space with nothing new left gets a repeat.
+
     Ray 2.60's HyperOptSearch has no public warm start (no ``evaluated_rewards``; ``add_evaluated_point`` is not
-    implemented), so the results go into its ``_hpopt_trials`` as finished HyperOpt trials. Checked against
-    ray 2.60.0 and hyperopt 0.3.0 (tests/test_budget_extend.py fails when other versions are installed).
+    implemented), so the results go into its ``_hpopt_trials`` as finished HyperOpt trials, and a repeat is
+    found and discarded there (``_live_trial_mapping`` holds the suggested trial). Checked against ray 2.60.0 and
+    hyperopt 0.3.0 (tests/test_budget_extend.py fails when other versions are installed).
     """
 
-    def __init__(self, *args: Any, evaluated: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+    REPEAT_TPE_TRIES, REPEAT_RANDOM_TRIES = 4, 16
+
+    def __init__(self, *args: Any, evaluated: list[dict[str, Any]] | None = None, repeats: bool = False,
+                 **kwargs: Any) -> None:  # fmt: skip
         self._evaluated = copy.deepcopy(evaluated or [])
+        self._repeats = repeats  # True: HyperOpt's own behaviour (the replay's ``ours-repeats``)
         super().__init__(*args, **kwargs)
         if isinstance(self.algo, functools.partial) and "n_startup_jobs" in self.algo.keywords:
             self.algo = functools.partial(tpe_after_results, **self.algo.keywords)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        from hyperopt import rand
+
+        if self._repeats or self._points_to_evaluate > 0:  # the user's own points run as given
+            return super().suggest(trial_id)
+        algo = self.algo
+        try:
+            for attempt in range(self.REPEAT_TPE_TRIES + self.REPEAT_RANDOM_TRIES):
+                if attempt == self.REPEAT_TPE_TRIES:
+                    self.algo = rand.suggest
+                config = super().suggest(trial_id)
+                _, doc = self._live_trial_mapping[trial_id]
+                if attempt == self.REPEAT_TPE_TRIES + self.REPEAT_RANDOM_TRIES - 1 or not self._tried(doc):
+                    return config
+                self._discard(trial_id, doc)
+        finally:
+            self.algo = algo
+        return config
+
+    def _tried(self, doc: dict[str, Any]) -> bool:
+        """Whether another HyperOpt trial, finished or live, has the same values."""
+        import hyperopt as hpo
+
+        return any(other["tid"] != doc["tid"] and other["state"] != hpo.base.JOB_STATE_ERROR
+                   and other["misc"]["vals"] == doc["misc"]["vals"] for other in self._hpopt_trials.trials)  # fmt: skip
+
+    def _discard(self, trial_id: str, doc: dict[str, Any]) -> None:
+        import hyperopt as hpo
+
+        doc["state"] = hpo.base.JOB_STATE_ERROR  # TPE fits finished trials only: a discarded one is not data
+        doc["misc"]["error"] = ("repeat", "a config tried before")
+        del self._live_trial_mapping[trial_id]
+        self._hpopt_trials.refresh()
 
     def _setup_hyperopt(self) -> None:
         import hyperopt as hpo

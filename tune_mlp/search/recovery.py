@@ -1,4 +1,4 @@
-"""A trial restarted after a failure keeps every result row it reported before (with a storage URI).
+"""A restarted trial's result rows: every row it reported before its checkpoint kept, none after it twice.
 
 When Tune restarts a trial from its checkpoint (a lost node, a crashed worker), Ray's ``JsonLoggerCallback`` and
 ``CSVLoggerCallback`` copy the trial's ``result.json`` / ``progress.csv`` from the storage over the driver's own
@@ -7,10 +7,20 @@ tests/test_budget_extend.py). With results in a bucket the stored copy is only a
 so the rows reported since were lost: epoch 1 of a trial whose node was killed, under load, in
 tests/test_cluster_s3.py. ``KeepResultRows`` uploads the driver's copies when Tune decides to retry the trial
 (``on_trial_recover``), before the restart downloads them. Local results need nothing: there the two are one file.
+
+The other way round: a driver killed between two experiment snapshots (Tune 2.60 snapshots every few checkpoints,
+``CheckpointConfig(num_to_keep=...)``) is resumed from a snapshot older than the trials' last results, so each
+trial re-runs the epochs after its snapshotted checkpoint and the loggers append them a second time (epochs
+``[1, 2, 3, 3, 4]`` in tests/test_tuning.py). When a restored trial starts, ``KeepResultRows`` drops the stored
+rows after the checkpoint it resumes from (``trial.last_result``, saved in the same snapshot); the loggers then
+download the trimmed files. User callbacks run before Tune's own loggers (``_create_default_callbacks``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import os
 from typing import Any
@@ -28,7 +38,37 @@ def is_local(trial: Any) -> bool:
     return isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
 
 
+def rows_upto(text: str, name: str, last: int) -> str:
+    """``result.json`` (a JSON object a line) or ``progress.csv`` (a header, then rows) without the rows whose
+    ``training_iteration`` is above ``last``."""
+    if name == EXPR_RESULT_FILE:
+        lines = [line for line in text.splitlines(keepends=True) if line.strip()]
+        return "".join(line for line in lines if json.loads(line).get("training_iteration", 0) <= last)
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or "training_iteration" not in rows[0]:
+        return text
+    column = rows[0].index("training_iteration")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(
+        [rows[0], *(row for row in rows[1:] if row[column] == "" or float(row[column]) <= last)]
+    )
+    return out.getvalue()
+
+
 class KeepResultRows(tune.Callback):
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        import pyarrow.fs
+
+        last = (trial.last_result or {}).get("training_iteration")
+        if not trial.checkpoint or last is None:  # a new trial: nothing reported yet
+            return
+        for name in (EXPR_RESULT_FILE, EXPR_PROGRESS_FILE):
+            for filesystem, path in (
+                (trial.storage.storage_filesystem, f"{trial.storage.trial_fs_path}/{name}"),  # what the loggers read
+                (pyarrow.fs.LocalFileSystem(), os.path.join(trial.local_path, name)),  # if there is none stored
+            ):
+                _trim(filesystem, path, name, int(last))
+
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         import pyarrow.fs
 
@@ -44,3 +84,19 @@ class KeepResultRows(tune.Callback):
                                       destination_filesystem=trial.storage.storage_filesystem)  # fmt: skip
             except OSError as error:  # the restart then reads the older stored copy, as without this callback
                 logger.warning("could not upload %s of %s before its restart: %s", name, trial, error)
+
+
+def _trim(filesystem: Any, path: str, name: str, last: int) -> None:
+    import pyarrow.fs
+
+    try:
+        if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
+            return
+        with filesystem.open_input_stream(path) as stream:
+            text = stream.read().decode()
+        kept = rows_upto(text, name, last)
+        if kept != text:
+            with filesystem.open_output_stream(path) as stream:
+                stream.write(kept.encode())
+    except (OSError, ValueError) as error:  # the rows then stay as Tune leaves them: some epochs twice
+        logger.warning("could not drop the rows after epoch %d from %s: %s", last, path, error)

@@ -30,7 +30,7 @@ from tune_mlp.config import TrainConfig
 from tune_mlp.mlp.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, load_checkpoint, weight_names
 from tune_mlp.mlp.network import layer_sizes
 from tune_mlp.search.budget import TrialBudget
-from tune_mlp.search.trainable import trial_config
+from tune_mlp.search.trainable import maybe_crash_once, placement, trial_config
 
 
 def final_accuracy(config: TrainConfig) -> float:
@@ -82,16 +82,16 @@ def train_standin(tune_config: dict[str, Any], seconds_per_epoch: float, max_epo
         with checkpoint.as_directory() as directory:
             history = load_checkpoint(directory).history
     resumed_from = len(history)
+    trial = placement() | {"trial_epochs": config.epochs, "resumed_from": resumed_from}  # as train_mlp's
     for epoch in range(resumed_from + 1, config.epochs + 1):
         started = time.time()
         time.sleep(seconds_per_epoch)
-        metrics = curve_point(config, epoch)
-        metrics |= {"epoch_seconds": time.time() - started, "trial_epochs": config.epochs,
-                    "resumed_from": resumed_from}  # fmt: skip
+        metrics = curve_point(config, epoch) | trial | {"epoch_seconds": time.time() - started}
         history.append(metrics)
         with tempfile.TemporaryDirectory() as directory:
             save_standin_checkpoint(directory, config, metrics, history)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        maybe_crash_once(epoch)
 
 
 def standin_sizes(config: TrainConfig) -> tuple[int, int]:

@@ -18,8 +18,8 @@ from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
 from tune_mlp.search.actors import hyperparameters
 from tune_mlp.search.budget import TrialBudget
 
-# Test hook: the path of a marker file; the first trial to finish epoch 1 while it is
-# missing creates it and crashes, so tests can watch Tune retry from the checkpoint.
+# Test hook (this trainable's and the stand-in's): the path of a marker file; the first trial to finish epoch 1
+# while it is missing creates it and crashes, so tests can watch Tune retry from the checkpoint.
 CRASH_ONCE_ENV = "TUNE_MLP_CRASH_ONCE"
 
 
@@ -35,6 +35,14 @@ def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudg
     if budget:
         config = dataclasses.replace(config, epochs=min(config.epochs, budget.epochs_for(config.to_dict(), max_epochs)))
     return config
+
+
+def placement() -> dict[str, str]:
+    """Where a trial runs, reported with each epoch: its Ray node and the GPUs Ray let it see."""
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": os.environ.get("CUDA_VISIBLE_DEVICES", ""),  # set by Ray for a trial that asked for GPUs
+    }
 
 
 def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1,
@@ -53,16 +61,11 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
             resume = load_checkpoint(directory)
     trainer = Trainer(config, splits, resume=resume)
     try:
-        node_id = ray.get_runtime_context().get_node_id()
-        gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES", "")  # what Ray lets this trial's TensorFlow see
+        # The same for every epoch; resumed_from: the epoch this run of the trial started at (0, or its
+        # checkpoint's after a crash).
+        trial = placement() | {"trial_epochs": config.epochs, "resumed_from": resume.epoch if resume else 0}
         for result in trainer.epochs():
-            # resumed_from: the epoch this run of the trial started at (0, or its checkpoint's after a crash).
-            metrics = result.metrics() | {
-                "node_id": node_id,
-                "gpu_ids": gpu_ids,
-                "trial_epochs": config.epochs,
-                "resumed_from": resume.epoch if resume else 0,
-            }
+            metrics = result.metrics() | trial
             if result.diverged:
                 # Reported so the searcher learns the region is bad; no checkpoint, and the trial ends here.
                 tune.report(metrics | {METRIC: math.nan, "val_loss": math.nan})
@@ -70,13 +73,13 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
             with tempfile.TemporaryDirectory() as directory:
                 save_checkpoint(directory, trainer.checkpoint(metrics))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-            _maybe_crash_once(result.epoch)
+            maybe_crash_once(result.epoch)
     finally:
         # Trials reuse actors: without this, every trial's compiled functions and data copies stay.
         trainer.close()
 
 
-def _maybe_crash_once(epoch: int) -> None:
+def maybe_crash_once(epoch: int) -> None:
     marker = os.environ.get(CRASH_ONCE_ENV)
     if marker and epoch == 1 and not Path(marker).exists():
         Path(marker).write_text("crashed once\n")

@@ -1,0 +1,169 @@
+"""Recovery: a crashed trial retried from its checkpoint, a killed driver resumed, and a restarted trial's result
+rows (tune_mlp.search.recovery: the trimming is exact, and the Ray behaviour it relies on is pinned; the
+killed-driver test meets the race it handles only now and then)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.fs
+import pytest
+import ray
+from conftest import FASHION_DIR, REPO, search_cli, write_space
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger.logger import LoggerCallback
+from ray.tune.utils.callback import _create_default_callbacks
+
+from tune_mlp.search.recovery import KeepResultRows, _trim, rows_upto
+from tune_mlp.search.results import load_results
+from tune_mlp.search.trainable import CRASH_ONCE_ENV
+
+needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
+
+
+def reported_epochs(trial_dir: Path) -> list[int]:
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+def test_rows_after_the_checkpoint_are_dropped_from_both_files() -> None:
+    rows = [{"training_iteration": i, "epoch": i, "val_accuracy": 0.5 + i / 100} for i in (1, 2, 3)]
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    assert [json.loads(line)["epoch"] for line in rows_upto(text, "result.json", 2).splitlines()] == [1, 2]
+    assert rows_upto(text, "result.json", 3) == text
+    csv_text = "epoch,training_iteration,val_accuracy\n1,1,0.51\n2,2,0.52\n3,3,0.53\n"
+    assert rows_upto(csv_text, "progress.csv", 1) == "epoch,training_iteration,val_accuracy\n1,1,0.51\n"
+    assert rows_upto(csv_text, "progress.csv", 3) == csv_text
+
+
+def test_trim_rewrites_a_stored_file_only_when_rows_go(tmp_path) -> None:
+    path = tmp_path / "result.json"
+    path.write_text('{"training_iteration": 1}\n{"training_iteration": 2}\n')
+    before = path.stat().st_mtime_ns
+    _trim(pyarrow.fs.LocalFileSystem(), str(path), "result.json", 2)
+    assert path.stat().st_mtime_ns == before
+    _trim(pyarrow.fs.LocalFileSystem(), str(path), "result.json", 1)
+    assert path.read_text() == '{"training_iteration": 1}\n'
+    _trim(pyarrow.fs.LocalFileSystem(), str(tmp_path / "absent.json"), "result.json", 1)  # nothing to trim
+
+
+def test_the_ray_behaviour_the_trim_relies_on() -> None:
+    assert ray.__version__ == "2.60.0", "re-check tune_mlp.search.recovery against this Ray, then update the pin"
+    # Tune's loggers come after the user's callbacks, so KeepResultRows trims before they download and append ...
+    callbacks = _create_default_callbacks([KeepResultRows()], air_verbosity=None)
+    kinds = [type(c) for c in callbacks]
+    assert kinds.index(KeepResultRows) < kinds.index(CSVLoggerCallback) < kinds.index(JsonLoggerCallback)
+    # ... and a logger starting a trial that has a checkpoint copies the stored file over its own, then appends.
+    assert "_restore_from_remote(EXPR_RESULT_FILE, trial)" in inspect.getsource(JsonLoggerCallback.log_trial_start)
+    assert "if not trial.checkpoint" in inspect.getsource(LoggerCallback._restore_from_remote)
+
+
+@needs_data
+@pytest.mark.ray
+def test_crashed_trial_is_retried_from_its_checkpoint(tmp_path) -> None:
+    marker = tmp_path / "crashed"
+    space = write_space(tmp_path / "space.yaml")
+    # The stand-in (no TensorFlow): what is tested is Tune's retry and the trainable's restore from Tune's
+    # checkpoint; the MLP's own restore is exact (test_trainer), and it resumes under Tune in test_cluster_s3.
+    proc = search_cli(
+        "--samples",
+        "1",
+        "--stand-in",
+        "1",
+        "--space",
+        space,
+        "--max-epochs",
+        "3",
+        "--storage-path",
+        str(tmp_path),
+        "--name",
+        "crash",
+        env={CRASH_ONCE_ENV: str(marker)},
+        clean_wandb_home=tmp_path / "home",
+    )
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    assert marker.exists(), "the injected crash did not happen"
+    # The CLI chose W&B's offline mode by itself (no key) and the trial's logging actor honoured it.
+    assert "logging offline" in out
+    assert list((tmp_path / "crash").glob("trial_*/wandb/offline-run-*")), "no offline W&B run was written"
+    (trial_dir,) = [p for p in (tmp_path / "crash").iterdir() if p.name.startswith("trial_")]
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+    after_crash = [row["epoch"] for row in rows if row["resumed_from"] == 1]
+    assert after_crash == [2, 3], rows  # resumed after epoch 1 from its checkpoint, not restarted from scratch
+    assert all(row["resumed_from"] == 0 for row in rows if row["epoch"] == 1)
+    results = load_results(tmp_path / "crash")
+    assert [r.metrics["epoch"] for r in results] == [3] and not results.errors
+
+
+@needs_data
+def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp_path) -> None:
+    space = write_space(tmp_path / "space.yaml")
+    args = [
+        "--stand-in",  # the driver's machinery is what is tested: trials sleep a second an epoch (no TensorFlow)
+        "1",
+        "--samples",
+        "6",
+        "--space",
+        space,
+        "--max-epochs",
+        "4",
+        "--grace-period",
+        "4",
+        "--no_wandb",
+        "--storage-path",
+        str(tmp_path),
+        "--name",
+        "killed",
+        "--concurrency",
+        "2",
+    ]
+    proc = search_cli(*args, start_new_session=True)
+    experiment = tmp_path / "killed"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        done = [p for p in experiment.glob("trial_*/result.json") if len(p.read_text().splitlines()) >= 2]
+        if list(experiment.glob("experiment_state-*.json")) and done:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the search never reported")
+    # A second driver for the same experiment is refused while the first runs, before it starts Ray. The
+    # first is paused meanwhile (SIGSTOP): alive and holding its lock, it cannot finish under a slow start.
+    lock = experiment / ".driver.lock"
+    os.killpg(proc.pid, signal.SIGSTOP)
+    assert proc.poll() is None, "the search ended before it could be stopped: give its trials more epochs"
+    second = subprocess.run(
+        [sys.executable, "-m", "tune_mlp.search", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+    assert second.stderr.strip().splitlines() == [
+        f"error: {experiment} is being run by another driver (pid {proc.pid} on {socket.gethostname()}, "
+        f"started {json.loads(lock.read_text())['started']}; lock {lock}): wait for it, stop it, or use another --name"
+    ]
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    assert json.loads(lock.read_text())["pid"] == proc.pid  # a killed driver leaves its lock behind
+
+    rerun = search_cli(*args, "--resume")
+    out, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, out[-3000:]
+    assert f"note: took over the stale lock {lock} (pid {proc.pid} is not running on this host)" in out
+    assert "resuming experiment" in out
+    assert not lock.exists()  # released at the end
+    results = load_results(experiment)
+    assert len(results) == 6 and not results.errors
+    assert all(r.metrics["epoch"] == 4 for r in results)
+    # (A trial the killed driver had created but not yet saved may leave an empty folder behind: the
+    # experiment's state, not the folders, says which trials exist.)
+    for result in results:
+        epochs = reported_epochs(Path(result.path))
+        assert epochs == sorted(set(epochs)), f"{result.path} re-ran epochs: {epochs}"
