@@ -137,6 +137,33 @@ class SweepDistribution(Domain):
             value = _cast(round(value / s["q"]) * s["q"], s["q"])
         return clip_to_field(self.field, value, s["q"] if kind.startswith("q_") else None)
 
+    def quantile(self, value: Any) -> float:
+        """The ``u`` whose ``ppf`` gives ``value`` back: how a searcher that sees ``u`` is told of an earlier result.
+
+        A weighted value maps to the middle of its probability interval; a quantized or clipped value to the
+        quantile of the value itself (``ppf`` of it rounds back to the value).
+        """
+        from scipy import stats
+
+        s, kind = self.spec, self.spec["distribution"]
+        if kind == "categorical_w_probabilities":
+            cumulative = np.cumsum([0.0, *s["probabilities"]])
+            index = s["values"].index(value)
+            return float((cumulative[index] + cumulative[index + 1]) / 2)
+        value = float(value)
+        if kind.endswith("log_normal"):
+            u = stats.lognorm.cdf(value, s=s["sigma"], scale=math.exp(s["mu"]))
+        elif kind.endswith("normal"):
+            u = stats.norm.cdf(value, loc=s["mu"], scale=s["sigma"])
+        elif kind.endswith("beta"):
+            u = stats.beta.cdf(value, a=s["a"], b=s["b"])
+        elif "log" in kind:
+            low, high = log_bounds(kind, s["min"], s["max"])
+            u = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+        else:
+            u = (value - s["min"]) / (s["max"] - s["min"])
+        return float(min(max(u, 0.0), 1.0))
+
     def is_valid(self, value: Any) -> bool:
         return True
 

@@ -198,6 +198,10 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
         if isinstance(self.algo, functools.partial) and "n_startup_jobs" in self.algo.keywords:
             self.algo = functools.partial(tpe_after_results, **self.algo.keywords)
 
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        self._sweep = {key: value for key, value in config.items() if isinstance(value, SweepDistribution)}
+        return super().set_search_properties(metric, mode, config, **spec)
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         from hyperopt import rand
 
@@ -241,6 +245,11 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
         docs = []
         for offset, point in enumerate(self._evaluated):
             config = copy.deepcopy(point["config"])
+            # TPE models a sweep parameter as its quantile (a weighted choice as an index, which the next line
+            # gives, as for any choice)
+            for key, domain in getattr(self, "_sweep", {}).items():
+                if key in config and domain.spec["distribution"] != "categorical_w_probabilities":
+                    config[key] = domain.quantile(config[key])
             self._convert_categories_to_indices(config)
             doc = generate_trial(start + offset, config)
             doc["state"] = hpo.base.JOB_STATE_DONE

@@ -29,19 +29,29 @@ def check_installed(searcher: str) -> None:
 def describe(searcher: str, seed: int) -> str:
     """The ``--dry-run`` line of a peer searcher (hyperopt is described by the plan itself)."""
     return {
-        "optuna": f"OptunaSearch (Optuna TPE, multivariate, constant liar; seed {seed}) instead of HyperOpt",
+        "optuna": f"OptunaSearch (Optuna TPE, multivariate, constant liar; seed {seed}) instead of HyperOpt, "
+        "warm-started in an extension as HyperOpt is",
         "bohb": f"TuneBOHB (seed {seed}) with HyperBandForBOHB instead of HyperOpt and ASHA",
         "random": "random search (Tune's BasicVariantGenerator) instead of HyperOpt",
     }[searcher]
 
 
-def peer_searcher(searcher: str, seed: int, concurrency: int) -> Any:
-    """The Tune searcher for ``--searcher optuna`` or ``bohb`` (random is Tune's default: None)."""
+Points = list[dict[str, Any]]
+
+
+def peer_searcher(searcher: str, seed: int, concurrency: int, startup: int = 10, evaluated: Points | None = None,
+                  points: Points | None = None) -> Any:  # fmt: skip
+    """The Tune searcher for ``--searcher optuna`` or ``bohb`` (random is Tune's default: None).
+
+    Optuna gets what our TPE gets: ``startup`` random trials, an extension's ``evaluated`` results, the sweep
+    file's ``points``; BOHB starts from its own defaults."""
     if searcher == "optuna":
         from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
 
-        return ConcurrencyLimiter(OptunaSearch(seed=seed), max_concurrent=concurrency)
+        from tune_mlp.search.optuna_tpe import SweepOptunaSearch
+
+        optuna = SweepOptunaSearch(seed, startup, evaluated=evaluated, points=points)
+        return ConcurrencyLimiter(optuna, max_concurrent=concurrency)
     if searcher == "bohb":
         from ray.tune.search.bohb import TuneBOHB
 

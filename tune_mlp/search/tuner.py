@@ -123,19 +123,23 @@ def init_ray(options: SearchOptions) -> None:
 
 def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], part: Part,
               budget: Budget | None) -> Any:  # fmt: skip
-    """bayes: HyperOpt TPE (warm-started in an extension) behind a concurrency limit; random and grid: Tune's
-    own variant generator. Under a time budget the searcher stops suggesting trials that cannot report in time."""
+    """bayes: HyperOpt TPE or ``--searcher``'s peer (warm-started in an extension) behind a concurrency limit;
+    random and grid: Tune's own variant generator. Under a time budget the searcher stops suggesting trials that
+    cannot report in time."""
     points = [] if options.smoke_test or part.warm_start else plan.sweep.space.points_to_evaluate
+    bayes = plan.searcher == "hyperopt_tpe" and bool(sampled_keys(space))
+    startup = initial_points_for(_concurrency(options), options.initial_points)
+    startup = min(startup, part.samples) if part.samples > 0 else startup
     searcher = None  # random draws, every grid combination, or one config of constants repeated
     if plan.searcher == "random" and points:
         searcher = BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
-    elif plan.searcher == "hyperopt_tpe" and options.searcher != "hyperopt" and sampled_keys(space):
-        searcher = peer_searcher(options.searcher, options.seed, _concurrency(options))  # random: None
-    elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
-        startup = initial_points_for(_concurrency(options), options.initial_points)
+    elif bayes and options.searcher != "hyperopt":  # --searcher optuna | bohb | random (None)
+        searcher = peer_searcher(options.searcher, options.seed, _concurrency(options), startup,
+                                 evaluated=part.warm_start, points=points)  # fmt: skip
+    elif bayes:
         tpe = WarmHyperOptSearch(
             points_to_evaluate=points or None,
-            n_initial_points=min(startup, part.samples) if part.samples > 0 else startup,
+            n_initial_points=startup,
             random_state_seed=options.seed,
             evaluated=part.warm_start,
         )
