@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tune_mlp.cli import report_user_errors  # noqa: E402
+from tune_mlp.errors import UserInputError  # noqa: E402
 from tune_mlp.replay.bench import (  # noqa: E402
     curve_case,
     external_case,
@@ -28,6 +29,7 @@ from tune_mlp.replay.bench import (  # noqa: E402
     plot_case,
     replay_case,
 )
+from tune_mlp.replay.peers import PEERS  # noqa: E402
 from tune_mlp.replay.table import TABLES_DIR  # noqa: E402
 
 SEARCHERS = ["ours", "ours-before", "ours@10", "random", "optuna", "optuna@6", "bohb", "bohb@10"]
@@ -54,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--external-workers", type=int, nargs="+", default=[2, 8], help="(default 2 8)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (study 100, quick 30)")
     parser.add_argument("--external-seeds", type=int, default=30, help="seeds per external cell (default 30)")
-    parser.add_argument("--searchers", nargs="+", default=None, help=f"of {SEARCHERS}; name@N: N start-up trials")
+    parser.add_argument(
+        "--searchers",
+        nargs="+",
+        default=None,
+        help=f"of {', '.join(PEERS)}; name@N: N start-up trials (default: {' '.join(SEARCHERS)})",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="processes (default 1: the machine is shared)")
     parser.add_argument(
         "--store",
@@ -71,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     tables = args.tables or (["study"] if args.quick else ["study", "hpolib", "hpobench"])
     searchers = args.searchers or (QUICK if args.quick else SEARCHERS)
+    unknown = [name for name in searchers if name.partition("@")[0] not in PEERS]
+    if unknown:
+        names = " ".join(unknown)
+        raise UserInputError(f"--searchers {names}: not a replayed searcher; give some of {', '.join(PEERS)}")
     workers = args.workers or ([2, 8] if args.quick else [2, 8, 32, 64])
     seeds = list(range(args.seeds or (30 if args.quick else 100)))
     args.plots = args.plots or (ROOT / "build" / "replay" if args.quick else ROOT / "docs" / "benchmarks")

@@ -56,6 +56,8 @@ SECRET = "bad-input-secret-0123456789"  # must appear in no output
 # (id, command + arguments ({root}: this module's folder), "error" or "usage", a fragment of the error line
 #  [, environment])
 CASES = [
+    ("replay-unknown-searcher", [str(REPO / "scripts" / "bench_replay.py"), "--searchers", "ours", "nope@3"], "error",
+     "--searchers nope@3: not a replayed searcher; give some of ours, "),
     ("search-samples-0", SEARCH + ["--samples", "0"], "usage", "argument --samples: invalid value 0 (must be >= 1)"),
     ("search-cpus-0", SEARCH + ["--cpus-per-trial", "0"], "usage", "argument --cpus_per_trial: invalid value 0"),
     ("search-concurrency--1", SEARCH + ["--concurrency", "-1"], "usage", "argument --concurrency: invalid value -1"),

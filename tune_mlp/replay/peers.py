@@ -9,13 +9,18 @@ worker count (Tune's ``max_concurrent_trials``: a ``ConcurrencyLimiter``), the s
                 no config tried twice, + ASHA (grace 3, eta 3)
     ours-repeats ours letting TPE propose a config it has tried before (HyperOpt's own behaviour)
     ours-before ours-repeats with HyperOpt's own start-up count (every suggested trial counts): before #18
+    ours-g50, ours-g100  ours with HyperOpt's ``gamma`` 0.5 or 1.0 (default 0.25: the best ceil(gamma * sqrt(n))
+                trials form TPE's "good" density; Optuna's is ceil(0.1 * n), up to 25)
     random      a random searcher + ASHA (same rungs)
     optuna      Ray's OptunaSearch: Optuna's TPESampler (multivariate, constant liar: Optuna 5's defaults) + ASHA
+    optuna-uni  optuna with ``multivariate=False``: one dimension at a time, as HyperOpt's TPE
     bohb        TuneBOHB + HyperBandForBOHB (eta 3), BOHB's own concurrency count (paused trials free a slot)
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +85,6 @@ def ours_repeats(setting: Setting) -> tuple[Searcher, TrialScheduler]:
 
 def ours_before(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     """Ours as it was before the replay: HyperOpt's own start-up count (running trials count), repeats allowed."""
-    import functools
-
     from hyperopt import tpe as hyperopt_tpe
 
     limiter, scheduler = ours(setting, repeats=True)
@@ -89,18 +92,33 @@ def ours_before(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     return limiter, scheduler
 
 
+def ours_gamma(gamma: float) -> Callable[[Setting], tuple[Searcher, TrialScheduler]]:
+    def make(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+        limiter, scheduler = ours(setting)
+        algo = limiter.searcher.algo  # functools.partial(tpe_after_results, n_startup_jobs=...)
+        limiter.searcher.algo = functools.partial(algo.func, **algo.keywords, gamma=gamma)
+        return limiter, scheduler
+
+    return make
+
+
 def random(setting: Setting) -> tuple[Searcher, TrialScheduler]:
     return ConcurrencyLimiter(RandomSearcher(setting.seed), max_concurrent=setting.workers), _scheduler(setting)
 
 
-def optuna(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+def optuna(setting: Setting, multivariate: bool | None = None) -> tuple[Searcher, TrialScheduler]:
     import optuna as ot
     from ray.tune.search.optuna import OptunaSearch
 
     ot.logging.set_verbosity(ot.logging.WARNING)
     startup = {} if setting.startup is None else {"n_startup_trials": setting.startup}
-    sampler = ot.samplers.TPESampler(seed=setting.seed, **startup)  # Optuna 5: multivariate, constant liar
+    # Optuna 5: multivariate (None: its default), constant liar
+    sampler = ot.samplers.TPESampler(seed=setting.seed, multivariate=multivariate, **startup)
     return ConcurrencyLimiter(OptunaSearch(sampler=sampler), max_concurrent=setting.workers), _scheduler(setting)
+
+
+def optuna_univariate(setting: Setting) -> tuple[Searcher, TrialScheduler]:
+    return optuna(setting, multivariate=False)
 
 
 def bohb(setting: Setting) -> tuple[Searcher, TrialScheduler]:
@@ -120,7 +138,10 @@ PEERS = {
     "ours": ours,
     "ours-repeats": ours_repeats,
     "ours-before": ours_before,
+    "ours-g50": ours_gamma(0.5),
+    "ours-g100": ours_gamma(1.0),
     "random": random,
     "optuna": optuna,
+    "optuna-uni": optuna_univariate,
     "bohb": bohb,
 }
