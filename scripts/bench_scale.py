@@ -16,7 +16,8 @@ Each (case, variant) runs in a fresh Python process with its own Ray. Variants:
   retention, W&B, records), as it is now;
 - the state before each fix, for before/after in the same run: ``ours_recycle`` (workers replaced after every
   4 × slots trials, the default up to 8 slots), ``ours_raywandb`` (Ray's per-trial W&B actors),
-  ``ours_before`` (both), ``ours_noreuse`` (``reuse_actors=False``); and a fix not on by default, ``ours_trim``
+  ``ours_before`` (all three), ``ours_noreuse`` (``reuse_actors=False``), ``ours_tbx`` (Tune's TensorBoard logger,
+  on by default in Tune; ours writes it only with ``--tensorboard``); and a fix not on by default, ``ours_trim``
   (every checkpoint kept while a trial runs, trimmed to the best 3 at its end, instead of ``num_to_keep=3``'s
   forced experiment snapshot every 3 checkpoints of any trial).
 
@@ -43,6 +44,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tune_mlp.search.options import PLAN_DEFAULTS  # noqa: E402
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -59,6 +62,11 @@ class Case:
     bound_x: float | None  # Ray's bound as a multiple of the floor, where the issue names one
     note: str
 
+
+# The search's own ASHA grace period (3) in the cases that run our search's shape (TPE, ASHA max_t 9): the issue
+# measured its 200-trial, 32-slot case that way (floor ~35 s: ~5.6 slept epochs a trial; grace 1 gives ~2.6).
+# Runs 1-11 (docs/benchmarks.md, before 2026-12-02 12:00) used grace 1, so their floors were ~16 s.
+GRACE = PLAN_DEFAULTS["grace_period"]
 
 CASES = {  # fmt: skip
     "bookkeeping": Case(
@@ -82,7 +90,7 @@ CASES = {  # fmt: skip
         400,
         1.0,
         9,
-        1,
+        GRACE,
         "bayes",
         True,
         1.2,
@@ -94,14 +102,16 @@ CASES = {  # fmt: skip
         200,
         1.0,
         9,
-        1,
+        GRACE,
         "bayes",
         False,
         3.5,
         "2 cores: 200 trials, 1-s epochs, TPE, ASHA max_t 9, 32 slots, W&B off",
     ),
     "tiny": Case("tiny", 4, 12, 0.2, 3, 1, "bayes", True, None, "a check that the script runs"),
-    "slots32_wandb": Case("slots32_wandb", 32, 200, 1.0, 9, 1, "bayes", True, 5.0, "2 cores: as slots32, W&B offline"),
+    "slots32_wandb": Case(
+        "slots32_wandb", 32, 200, 1.0, 9, GRACE, "bayes", True, 5.0, "2 cores: as slots32, W&B offline"
+    ),
 }
 # --quick: these cases run this many trials (throughput: also this many slots)
 QUICK = {"bookkeeping": 200, "throughput": 16, "shape64": 100, "slots32": 64, "slots32_wandb": 64, "tiny": 12}
@@ -232,10 +242,11 @@ def run_ours(case: Case, space: Path, storage: Path, variant: str) -> Any:
     from tune_mlp.search.tuner import SearchOptions, run_search
 
     patch_before(variant)
+    parts = variant.split("_")[1:]
     options = SearchOptions(
         space=str(space), samples=case.trials, max_epochs=case.max_epochs, grace_period=case.grace,
         concurrency=case.slots, stand_in=case.epoch_s, storage_path=str(storage), name="ours",
-        no_wandb=not case.wandb, wandb_project="bench_scale",
+        no_wandb=not case.wandb, wandb_project="bench_scale", tensorboard="tbx" in parts or "before" in parts,
     )  # fmt: skip
     return run_search(options)
 

@@ -52,11 +52,28 @@ def test_a_standin_search_runs_every_trial_keeps_best_three_checkpoints_and_logs
         kept = sorted(trial.glob("checkpoint_*"))
         assert len(kept) == min(reported, 3) or len(kept) == min(reported, 4), (trial, reported, kept)
         assert load_checkpoint(kept[-1]).epoch == reported  # the latest is always kept
+        assert len((trial / "progress.csv").read_text().splitlines()) == reported + 1  # a header, a row an epoch
+        assert not list(trial.glob("events.out.tfevents.*"))  # TensorBoard's files only with --tensorboard
     runs = list(standin_search.glob("trial_*/wandb/offline-run-*"))
     assert len(runs) == 20  # one run per trial, written by one logging actor
     best = json.loads((standin_search / "best.json").read_text())
     assert best["trials"] == 20 and best["errored_trials"] == 0
     assert best["best"]["score"] > 0.85  # TPE found a good region of the made-up curve
+
+
+def test_tensorboard_event_files_are_written_when_asked(tmp_path: Path) -> None:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        options = SearchOptions(samples=2, max_epochs=2, grace_period=2, concurrency=2, stand_in=0.05, tensorboard=True,
+                                no_wandb=True, storage_path=str(tmp_path), name="tb")  # fmt: skip
+        assert len(run_search(options)) == 2
+    finally:
+        ray.shutdown()
+    trials = sorted((tmp_path / "tb").glob("trial_*"))
+    assert len(trials) == 2
+    for trial in trials:
+        (events,) = trial.glob("events.out.tfevents.*")
+        assert events.stat().st_size > 0 and len((trial / "result.json").read_text().splitlines()) == 2
 
 
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")

@@ -94,6 +94,7 @@ class SearchOptions:
     data_dir: str | None = option(None, "folder with the IDX files")
     smoke_test: bool = option(False, "two trials, two epochs, a slice of the data")
     verbose: bool = option(False, "show Ray's and the trials' logs")
+    tensorboard: bool = option(False, "also write TensorBoard event files for every trial (Tune's TBXLoggerCallback)")
     stand_in: float | None = bounded(
         None,
         0,
