@@ -42,3 +42,18 @@ def test_peer_searchers_are_the_real_ones() -> None:
     assert optuna.max_concurrent == 3
     assert isinstance(peers.peer_searcher("bohb", seed=1, concurrency=3), TuneBOHB)
     assert peers.peer_searcher("random", seed=1, concurrency=3) is None
+
+
+def test_the_replay_variants_that_name_the_cause_of_optunas_lead() -> None:
+    """ours-g50/g100: HyperOpt's gamma changed, nothing else; optuna-uni: Optuna one dimension at a time."""
+    from tune_mlp.replay.peers import PEERS, Setting
+
+    setting = Setting(workers=2, seed=0, max_t=9, startup=6)
+    base = PEERS["ours"](setting)[0].searcher.algo.keywords
+    for name, gamma in (("ours-g50", 0.5), ("ours-g100", 1.0)):
+        keywords = PEERS[name](setting)[0].searcher.algo.keywords
+        assert keywords == {**base, "gamma": gamma} and base["gamma"] == 0.25
+    univariate = PEERS["optuna-uni"](setting)[0].searcher._sampler
+    joint = PEERS["optuna"](setting)[0].searcher._sampler
+    assert univariate._multivariate is False and joint._multivariate is None  # None: Optuna 5's default, joint
+    assert univariate._n_startup_trials == joint._n_startup_trials == 6

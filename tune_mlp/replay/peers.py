@@ -96,7 +96,7 @@ def ours_gamma(gamma: float) -> Callable[[Setting], tuple[Searcher, TrialSchedul
     def make(setting: Setting) -> tuple[Searcher, TrialScheduler]:
         limiter, scheduler = ours(setting)
         algo = limiter.searcher.algo  # functools.partial(tpe_after_results, n_startup_jobs=...)
-        limiter.searcher.algo = functools.partial(algo.func, **algo.keywords, gamma=gamma)
+        limiter.searcher.algo = functools.partial(algo.func, **{**algo.keywords, "gamma": gamma})
         return limiter, scheduler
 
     return make

@@ -194,6 +194,7 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
                  **kwargs: Any) -> None:  # fmt: skip
         self._evaluated = copy.deepcopy(evaluated or [])
         self._repeats = repeats  # True: HyperOpt's own behaviour (the replay's ``ours-repeats``)
+        self._sweep: dict[str, SweepDistribution] = {}  # the space's SweepDistribution parameters (Tune's spec)
         super().__init__(*args, **kwargs)
         if isinstance(self.algo, functools.partial) and "n_startup_jobs" in self.algo.keywords:
             self.algo = functools.partial(tpe_after_results, **self.algo.keywords)
@@ -247,7 +248,7 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
             config = copy.deepcopy(point["config"])
             # TPE models a sweep parameter as its quantile (a weighted choice as an index, which the next line
             # gives, as for any choice)
-            for key, domain in getattr(self, "_sweep", {}).items():
+            for key, domain in self._sweep.items():
                 if key in config and domain.spec["distribution"] != "categorical_w_probabilities":
                     config[key] = domain.quantile(config[key])
             self._convert_categories_to_indices(config)
