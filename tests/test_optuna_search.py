@@ -134,3 +134,11 @@ def test_an_optuna_search_over_w_and_b_distributions_extends_warm_started(tmp_pa
         config = json.loads((trial / "params.json").read_text())
         assert config["hidden_size"] in (16, 32, 64) and 0.0 <= config["momentum"] <= 1.0
         assert 1e-4 <= config["learning_rate"] <= 1e-2
+
+
+def test_the_sweep_files_points_run_first_as_given_and_stay_unchanged() -> None:
+    points = [{"learning_rate": 1e-3, "momentum": 0.9, "hidden_size": 32}]
+    searcher = SweepOptunaSearch(seed=0, startup=2, points=points)
+    assert searcher.set_search_properties("val_accuracy", "max", _space())
+    assert searcher.suggest("first") == pytest.approx(points[0])  # through its quantile and back
+    assert points == [{"learning_rate": 1e-3, "momentum": 0.9, "hidden_size": 32}]  # the plan's own list

@@ -33,7 +33,8 @@ class SweepOptunaSearch(OptunaSearch):
         self._sweep: dict[str, SweepDistribution] = {}
         super().__init__(
             sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
-            points_to_evaluate=[dict(p["config"]) for p in evaluated] or points or None,
+            # copies: set_search_properties turns a sweep parameter's value into its quantile in place
+            points_to_evaluate=[dict(p["config"]) for p in evaluated] or [dict(p) for p in points or []] or None,
             evaluated_rewards=[p["reward"] for p in evaluated] or None,
         )
 
