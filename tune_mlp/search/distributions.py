@@ -186,6 +186,11 @@ _ARGUMENTS = {
 }
 
 
+def sweep_parameters(spec: dict[str, Any]) -> dict[str, SweepDistribution]:
+    """The parameters of a Tune space that a searcher must handle as quantiles (``SweepDistribution``)."""
+    return {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
+
+
 def clip_to_field(field: str, value: float, q: float | None) -> Any:
     """Clip a drawn value into the field's range (an open lower bound becomes its first valid grid point)."""
     low, high, low_open = BOUNDS.get(field, (None, None, False))

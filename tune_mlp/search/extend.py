@@ -22,7 +22,7 @@ from ray.tune.search.hyperopt import HyperOptSearch
 
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
-from tune_mlp.search.distributions import SweepDistribution
+from tune_mlp.search.distributions import SweepDistribution, sweep_parameters
 from tune_mlp.search.results import load_results
 
 PART_PREFIX = "part-"
@@ -156,7 +156,7 @@ class SweepHyperOptSearch(HyperOptSearch):
         # hyperopt's way to add a function to its graph language (pyll); checked against hyperopt 0.3.0
         # (tests/test_search_space.py fails when another version is installed).
         scope.define_if_new(_sweep_ppf)  # registers it; the node is scope._sweep_ppf
-        ours = {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
+        ours = sweep_parameters(spec)
         rest = {key: value for key, value in spec.items() if key not in ours}
         space = HyperOptSearch.convert_search_space(rest, prefix) or dict(rest)  # {} when rest is all constants
         for key, domain in ours.items():
@@ -200,7 +200,7 @@ class WarmHyperOptSearch(SweepHyperOptSearch):
             self.algo = functools.partial(tpe_after_results, **self.algo.keywords)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        self._sweep = {key: value for key, value in config.items() if isinstance(value, SweepDistribution)}
+        self._sweep = sweep_parameters(config)
         return super().set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from tune_mlp.search.distributions import SweepDistribution
+from tune_mlp.search.distributions import SweepDistribution, sweep_parameters
 
 
 class SweepOptunaSearch(OptunaSearch):
@@ -41,7 +41,7 @@ class SweepOptunaSearch(OptunaSearch):
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         if self._space:
             return False
-        self._sweep = {key: value for key, value in config.items() if isinstance(value, SweepDistribution)}
+        self._sweep = sweep_parameters(config)
         for point in self._points_to_evaluate:  # the searcher sees a sweep parameter as its quantile
             for key, domain in self._sweep.items():
                 if key in point:
@@ -52,7 +52,7 @@ class SweepOptunaSearch(OptunaSearch):
     def convert_search_space(spec: dict) -> dict[str, Any]:
         import optuna
 
-        ours = {key: value for key, value in spec.items() if isinstance(value, SweepDistribution)}
+        ours = sweep_parameters(spec)
         rest = {key: value for key, value in spec.items() if key not in ours}
         space = OptunaSearch.convert_search_space(rest)
         space.update({key: optuna.distributions.FloatDistribution(0.0, 1.0) for key in ours})
