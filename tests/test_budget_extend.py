@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from conftest import FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
+from conftest import FAIR_SHARE, FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
 
 from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.records import SearchRecord
@@ -123,7 +123,7 @@ def test_bad_time_budget_is_one_line_and_writes_nothing(tmp_path, value: str, me
 
 
 def run_cli(*args: str) -> str:
-    proc = search_cli(*args)
+    proc = search_cli(*args, env=FAIR_SHARE)  # the budget tests time start-up too: tests/conftest.py FAIR_SHARE
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-4000:]
     return out
@@ -134,8 +134,8 @@ def test_budget_ends_the_search_with_checkpoints_kept_and_analysis_working(tmp_p
     space = write_space(tmp_path / "space.yaml")
     # No --samples: trials start until the budget ends (num_samples -1), each of up to 400 epochs; far
     # more work than the budget holds on a quiet machine or a busy one, so the budget, not a count, ends it.
-    # The budget counts the driver's and the trials' start-up: on CI's busy 2-core machine (five xdist workers,
-    # clusters of other tests) the first two trials once stayed PENDING for 49 s of a 60 s budget, so 2 minutes.
+    # The budget counts the driver's and the trials' start-up; the trials' workers run at nice 0 (FAIR_SHARE) so
+    # other tests' processes do not starve them.
     out = run_cli("--space", space, *STAND_IN, "--max-epochs", "400", "--time-budget", "2m",
                   "--no_wandb", "--storage-path", str(tmp_path), "--name", "budget")  # fmt: skip
     root = tmp_path / "budget"
@@ -196,7 +196,7 @@ def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_p
     args = ("--space", space, *STAND_IN, "--max-epochs", "400", "--time-budget", "90s", "--concurrency", "2",
             "--no_wandb", "--storage-path", str(tmp_path), "--name", "killed")  # fmt: skip
     root = tmp_path / "killed"
-    proc = search_cli(*args, start_new_session=True)
+    proc = search_cli(*args, env=FAIR_SHARE, start_new_session=True)
     while proc.poll() is None:  # a few reported epochs, and Tune's state saved with them
         epochs = sum(len(p.read_text().splitlines()) for p in root.glob("trial_*/result.json"))
         if epochs >= 2 and list(root.glob("experiment_state-*.json")):
