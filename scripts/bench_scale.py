@@ -150,11 +150,13 @@ def rss_bytes() -> int:
 
 
 class Sampler(threading.Thread):
-    """Peak Ray workers, wandb processes and tree RSS under this driver, every half second."""
+    """Peak Ray workers, wandb processes and tree RSS under this driver, every half second; and how many trial
+    workers (``ray::ImplicitFunc``, the function trainable's actor) were started in all, used or not."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = {"ray_workers": 0, "wandb": 0, "tree_gb": 0.0}
+        self.trial_workers: set[int] = set()
         self.running = True
 
     def run(self) -> None:
@@ -163,6 +165,7 @@ class Sampler(threading.Thread):
             workers = sum(1 for _, cmd, _ in tree if "ray::" in cmd or "default_worker.py" in cmd)
             wandb = sum(1 for _, cmd, _ in tree if "wandb" in cmd.lower() and "ray::" not in cmd)
             gb = (sum(rss for *_, rss in tree) + rss_bytes()) / 2**30
+            self.trial_workers.update(pid for pid, cmd, _ in tree if cmd.startswith("ray::ImplicitFunc"))
             for key, value in (("ray_workers", workers), ("wandb", wandb), ("tree_gb", gb)):
                 self.peak[key] = max(self.peak[key], value)
             time.sleep(0.5)
@@ -234,6 +237,8 @@ def patch_before(variant: str) -> None:
         tuner._trials_per_actor = lambda options: 4
     if "reuse" in parts:  # reused for every trial
         tuner._trials_per_actor = lambda options: 0
+    if "killstart" in parts:  # Tune's own reuse: a finished trial's worker replaces one that is starting
+        tuner.keep_starting_workers = lambda: None
     if "noreuse" in parts:  # a fresh worker per trial (Ray's default)
         tuner.REUSE_ACTORS = False
 
@@ -275,7 +280,16 @@ def child(case: Case, variant: str, out: Path) -> None:
         sampler.running = False
         ray.shutdown()
     out.write_text(
-        json.dumps({"wall": wall, "trials": trials, "epochs": epochs, "kb_per_trial": growth / 1024, **sampler.peak})
+        json.dumps(
+            {
+                "wall": wall,
+                "trials": trials,
+                "epochs": epochs,
+                "kb_per_trial": growth / 1024,
+                **sampler.peak,
+                "workers_started": len(sampler.trial_workers),
+            }
+        )  # fmt: skip
     )
 
 
@@ -337,9 +351,9 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} cores; load before: {os.getloadavg()}", flush=True)
     header = (
         "| case | variant | trials | wall | Ray's bound | floor | wall / floor | driver KB / trial "
-        "| peak Ray workers | peak wandb procs | peak tree GB | load (1 min) |"
+        "| peak Ray workers | trial workers started | peak wandb procs | peak tree GB | load (1 min) |"
     )
-    rows = [header, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [header, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for case in cases.values():
         floor = None
         for variant in args.variants.split(","):
@@ -349,7 +363,7 @@ def main() -> None:
                 ratio = f"> {result['wall'] / floor:.1f}" if floor else "—"
                 rows.append(
                     f"| {case.name} | {variant} | — | > {result['wall']:.0f} s ({result['failed']}) | — | — "
-                    f"| {ratio} | — | — | — | — | {load} |"
+                    f"| {ratio} | — | — | — | — | — | {load} |"
                 )
             else:
                 floor = floor_s(case, result["epochs"])
@@ -357,7 +371,8 @@ def main() -> None:
                 rows.append(
                     f"| {case.name} | {variant} | {result['trials']} | {result['wall']:.0f} s | {bound} "
                     f"| {floor:.0f} s | {result['wall'] / floor:.2f} | {result['kb_per_trial']:.0f} "
-                    f"| {result['ray_workers']} | {result['wandb']} | {result['tree_gb']:.1f} | {load} |"
+                    f"| {result['ray_workers']} | {result['workers_started']} | {result['wandb']} "
+                    f"| {result['tree_gb']:.1f} | {load} |"
                 )
             print(rows[-1], flush=True)
     print("\n" + "\n".join(rows))

@@ -68,3 +68,47 @@ def test_a_search_replaces_its_worker_every_trials_per_actor_trials(tmp_path) ->
     # The stamp is the worker's, not a hyperparameter: best.json and the trials table leave it out.
     best = json.loads((tmp_path / "recycled" / "best.json").read_text())["best"]
     assert GENERATION_KEY not in best["config"] and "learning_rate" in best["config"]
+
+
+def test_the_reuse_rule_replaced_is_the_one_of_the_pinned_ray() -> None:
+    """keep_starting_workers replaces TuneController._maybe_reuse_cached_actor: re-read it on another Ray."""
+    import inspect
+
+    import ray
+    from ray.tune.execution.tune_controller import TuneController
+
+    from tune_mlp.search.actors import KEEP_STARTING_CHECKED_RAY, keep_starting_workers
+
+    assert ray.__version__ == KEEP_STARTING_CHECKED_RAY, (
+        f"ray {ray.__version__}: re-check tune_mlp.search.actors.keep_starting_workers against "
+        "TuneController._maybe_reuse_cached_actor (and _trial_to_actor, _started_actors), then update the pin"
+    )
+    keep_starting_workers()
+    keep_starting_workers()  # idempotent: wrapped once
+    tune_own = inspect.getsource(TuneController._maybe_reuse_cached_actor.replaced)
+    assert "self._trial_to_actor" in tune_own and "Removing ORIGINAL ACTOR" in tune_own  # what it guards
+    assert not hasattr(TuneController._maybe_reuse_cached_actor.replaced, "replaced")  # wrapped once
+
+
+def test_every_slot_keeps_the_worker_it_started_while_short_trials_finish(tmp_path) -> None:
+    import ray
+
+    from tune_mlp.search.tuner import SearchOptions, run_search
+
+    space = write_space(tmp_path / "space.yaml")
+    # Eight logical slots on a 2-core machine, 24 trials far shorter than a worker's start: the first workers to
+    # start finish trials while the others still import. Tune alone gives a waiting trial a finished trial's
+    # worker and kills the one starting for it, at every finish: measured here, 24 trials ran on 2-3 workers
+    # while the rest started and died unused. With keep_starting_workers each slot keeps the worker it started.
+    options = SearchOptions(
+        space=space, samples=24, max_epochs=1, grace_period=1, concurrency=8, trials_per_actor=0, stand_in=0.05,
+        storage_path=str(tmp_path), name="kept", no_wandb=True,
+    )  # fmt: skip
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    try:
+        results = run_search(options)
+    finally:
+        ray.shutdown()
+    assert len(results) == 24 and not results.errors
+    pids = trial_pids(tmp_path / "kept")
+    assert len(pids) == 24 and len(set(pids)) == 8, pids  # each slot kept its worker, and no other ran a trial

@@ -24,7 +24,7 @@ from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search.actors import TrialResources, WorkerGenerations, default_trials_per_actor
+from tune_mlp.search.actors import TrialResources, WorkerGenerations, default_trials_per_actor, keep_starting_workers
 from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
@@ -168,6 +168,8 @@ def _scheduler(options: SearchOptions, plan: SearchPlan, part: Part, max_epochs:
 def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan, record: SearchRecord,
            max_epochs: int, budget: Budget | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
+    if REUSE_ACTORS:
+        keep_starting_workers()  # a trial's starting worker is not killed for a reused one: tune_mlp.search.actors
     path = part.path
     if part.resume and tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
