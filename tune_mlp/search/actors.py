@@ -111,10 +111,10 @@ def keep_starting_workers() -> None:
     the worker requested for it. That is right while the request waits for resources (ray#36020: on a cluster
     that has yet to scale up), but Tune also does it once the request has its CPU and the worker process is
     importing: when workers start slower than trials finish, every finished trial kills a starting worker and
-    the new trial starts another. Measured (scripts/bench_scale.py, slots32, 200 one-second trials, 32 slots
-    on 2 cores): 168 workers requested, 148 removed, only 20 ever ran a trial, 61 processes started, 106-140 s;
-    with this, 32 requested, 32 ran, none removed, 85 s. The trial then waits for its own worker, and the
-    cached one goes to the next new trial. Idempotent; the search's driver calls it.
+    the new trial starts another (200 one-second trials on 32 slots of 2 cores: only 20 workers ever ran a
+    trial, 148 were requested and removed; docs/benchmarks.md, Scale run 15, has the before/after). With this
+    the trial waits for its own worker, and the cached one goes to the next new trial. It changes Tune's class,
+    so every Tuner of this process after the call; idempotent; the search's driver calls it.
     """
     from ray.tune.execution.tune_controller import TuneController
 
