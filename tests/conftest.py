@@ -209,7 +209,7 @@ def write_space(path: Path, text: str = TINY_SPACE) -> str:
 # stays responsive. Under make test the other workers' nice-0 processes (pytest, drivers, GCS, raylets) then starve a
 # test's trial actors: with 24 busy nice-0 processes on 2 cores a stand-in trial's actor took 78 s to be created and
 # a 2-minute budget ended before any trial reported (CI, stop 22); at nice 0 the same search ran its trials.
-# Tests that time the search against a wall-clock budget run it with this.
+# Tests that time a search against the wall clock (a budget, trials that must overlap) run it with this.
 FAIR_SHARE = {"RAY_worker_niceness": "0"}
 
 

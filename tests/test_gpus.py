@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import ray
-from conftest import FASHION_DIR, REPO, write_space
+from conftest import FAIR_SHARE, FASHION_DIR, REPO, write_space
 from test_bad_input import TF_BANNER
 
 from tune_mlp.errors import UserInputError
@@ -102,13 +102,17 @@ def test_memory_growth_is_set_on_every_gpu_and_survives_a_started_tensorflow(mon
 
 
 @pytest.mark.ray
-def test_four_quarter_gpu_trials_share_one_logical_gpu_at_once(tmp_path: Path) -> None:
+def test_four_quarter_gpu_trials_share_one_logical_gpu_at_once(tmp_path: Path, monkeypatch) -> None:
     # The stand-in's trials (no TensorFlow: here it would find no GPU and train on the CPU anyway): what is tested
     # is Ray's placement of 0.25-GPU trials and the CUDA_VISIBLE_DEVICES each trial reports (the MLP's trainable
-    # reports the same `placement()`); four 3 s epochs, so that four started workers overlap on a busy machine too.
+    # reports the same `placement()`); six 3 s epochs and the workers at nice 0 (FAIR_SHARE), so that four started
+    # workers overlap on a busy machine too (with four epochs at Ray's nice 15, CI's load once started the last
+    # worker as the first trial ended).
+    for name, value in FAIR_SHARE.items():
+        monkeypatch.setenv(name, value)  # before ray.init: the raylet passes it to the workers
     space = write_space(tmp_path / "space.yaml", "parameters:\n  hidden_size: {values: [16, 32, 64, 128]}\n")
     options = SearchOptions(
-        samples=4, max_epochs=4, grace_period=4, gpus_per_trial=0.25, space=space, stand_in=3.0,
+        samples=4, max_epochs=6, grace_period=6, gpus_per_trial=0.25, space=space, stand_in=3.0,
         storage_path=str(tmp_path / "results"), name="gpu", no_wandb=True,
     )  # fmt: skip
     ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False)
@@ -122,7 +126,7 @@ def test_four_quarter_gpu_trials_share_one_logical_gpu_at_once(tmp_path: Path) -
     rows = pd.concat([result.metrics_dataframe for result in results], ignore_index=True)
     assert rows["trial_id"].nunique() == 4 and not results.errors
     assert set(rows["gpu_ids"].astype(str)) == {"0"}  # Ray's CUDA_VISIBLE_DEVICES, in each trial
-    assert rows.groupby("trial_id")["epoch"].max().tolist() == [4, 4, 4, 4]
+    assert rows.groupby("trial_id")["epoch"].max().tolist() == [6, 6, 6, 6]
     assert rows["pid"].nunique() == 4  # four workers, not one reused four times
     intervals = trial_intervals(rows)
     print(intervals.assign(start=intervals["start"] - intervals["start"].min(),
