@@ -3,10 +3,12 @@
 When Tune restarts a trial from its checkpoint (a lost node, a crashed worker), Ray's ``JsonLoggerCallback`` and
 ``CSVLoggerCallback`` copy the trial's ``result.json`` / ``progress.csv`` from the storage over the driver's own
 copy (``LoggerCallback._restore_from_remote``, checked against ray 2.60.0: the pin test is in
-tests/test_budget_extend.py). With results in a bucket the stored copy is only as new as the driver's last sync,
-so the rows reported since were lost: epoch 1 of a trial whose node was killed, under load, in
-tests/test_cluster_s3.py. ``KeepResultRows`` uploads the driver's copies when Tune decides to retry the trial
-(``on_trial_recover``), before the restart downloads them. Local results need nothing: there the two are one file.
+tests/test_recovery.py). The driver writes its copy in its session's staging folder
+(``StorageContext.trial_driver_staging_path``, under /tmp/ray, for a local ``--storage-path`` too) and syncs it to
+the storage only at experiment snapshots, so the stored copy lacks the rows reported since the last one, and the
+restart lost them: epoch 1 of a trial whose node was killed in tests/test_cluster_s3.py, epoch 3 of one in
+tests/test_cluster.py (CI, stop 23). ``KeepResultRows`` uploads the driver's copies when Tune decides to retry the
+trial (``on_trial_recover``), before the restart downloads them.
 
 The other way round: a driver killed between two experiment snapshots (Tune 2.60 snapshots every few checkpoints,
 ``CheckpointConfig(num_to_keep=...)``) is resumed from a snapshot older than the trials' last results, so each
@@ -29,13 +31,6 @@ from ray import tune
 from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 
 logger = logging.getLogger(__name__)
-
-
-def is_local(trial: Any) -> bool:
-    """Whether the trial's results are on a local file system (else a bucket: the driver stages them)."""
-    import pyarrow.fs
-
-    return isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
 
 
 def rows_upto(text: str, name: str, last: int) -> str:
@@ -72,8 +67,6 @@ class KeepResultRows(tune.Callback):
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         import pyarrow.fs
 
-        if is_local(trial):
-            return
         for name in (EXPR_RESULT_FILE, EXPR_PROGRESS_FILE):
             local = os.path.join(trial.local_path, name)
             if not os.path.isfile(local):

@@ -18,9 +18,12 @@ from tune_mlp.mlp.checkpoint import load_checkpoint, save_checkpoint
 from tune_mlp.search.actors import hyperparameters
 from tune_mlp.search.budget import TrialBudget
 
-# Test hook (this trainable's and the stand-in's): the path of a marker file; the first trial to finish epoch 1
-# while it is missing creates it and crashes, so tests can watch Tune retry from the checkpoint.
+# Test hook (this trainable's and the stand-in's): the path of a marker file; the first trial to finish epoch
+# CRASH_AFTER_EPOCH while it is missing creates it and crashes, so tests can watch Tune retry from the checkpoint.
+# Epoch 4: after the experiment snapshot Tune forces at a trial's third checkpoint (``num_to_keep=3``), so the
+# stored result rows lag the driver's when the trial restarts (tune_mlp.search.recovery).
 CRASH_ONCE_ENV = "TUNE_MLP_CRASH_ONCE"
+CRASH_AFTER_EPOCH = 4
 
 
 def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudget | None = None) -> TrainConfig:
@@ -81,6 +84,6 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
 
 def maybe_crash_once(epoch: int) -> None:
     marker = os.environ.get(CRASH_ONCE_ENV)
-    if marker and epoch == 1 and not Path(marker).exists():
+    if marker and epoch == CRASH_AFTER_EPOCH and not Path(marker).exists():
         Path(marker).write_text("crashed once\n")
         raise RuntimeError(f"injected crash after epoch {epoch} ({CRASH_ONCE_ENV}={marker})")

@@ -16,7 +16,6 @@ import os
 from typing import Any
 
 from tune_mlp.search.actors import hyperparameters
-from tune_mlp.search.recovery import is_local
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +74,13 @@ class WandbHub:
         for trial_id in open_runs:
             self.finish(trial_id)
         return len(open_runs)
+
+
+def is_local(trial: Any) -> bool:
+    """Whether the trial's results are on a local file system (else a bucket)."""
+    import pyarrow.fs
+
+    return isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
 
 
 def _run_dir(trial: Any) -> str:
