@@ -13,9 +13,12 @@ trial (``on_trial_recover``), before the restart downloads them.
 The other way round: a driver killed between two experiment snapshots (Tune 2.60 snapshots every few checkpoints,
 ``CheckpointConfig(num_to_keep=...)``) is resumed from a snapshot older than the trials' last results, so each
 trial re-runs the epochs after its snapshotted checkpoint and the loggers append them a second time (epochs
-``[1, 2, 3, 3, 4]`` in tests/test_tuning.py). When a restored trial starts, ``KeepResultRows`` drops the stored
-rows after the checkpoint it resumes from (``trial.last_result``, saved in the same snapshot); the loggers then
-download the trimmed files. User callbacks run before Tune's own loggers (``_create_default_callbacks``).
+``[1, 2, 3, 3, 4]`` in tests/test_recovery.py). When a restored trial starts, ``KeepResultRows`` drops the stored
+rows after the checkpoint it resumes from: that checkpoint's ``training_iteration``, which ``Trainable.save`` copies
+into the checkpoint's metrics and ``Trainable.restore`` resumes the count from. Not ``trial.last_result``: Tune
+registers a checkpoint one actor call after its result, so a snapshot taken between the two holds epoch 3's result
+and epoch 2's checkpoint (the killed-driver test, stop 24: the rows kept epoch 3, the trial re-ran it). The loggers
+then download the trimmed files. The search passes it first, before the loggers (``tune_mlp.search.tuner._callbacks``).
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ class KeepResultRows(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         import pyarrow.fs
 
-        last = (trial.last_result or {}).get("training_iteration")
-        if not trial.checkpoint or last is None:  # a new trial: nothing reported yet
+        resumed = trial.latest_checkpoint_result
+        last = resumed.metrics.get("training_iteration") if resumed and resumed.checkpoint else None
+        if last is None:  # a new trial: nothing to resume from
             return
         for name in (EXPR_RESULT_FILE, EXPR_PROGRESS_FILE):
             for filesystem, path in (

@@ -204,7 +204,7 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             stop=BudgetStopper(budget.deadline) if budget else None,
             checkpoint_config=checkpoints,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=[KeepResultRows(), *_callbacks(options, part.root.rsplit("/", 1)[-1]), *retention],
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1], retention),
             progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
@@ -250,19 +250,21 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _callbacks(options: SearchOptions, name: str) -> list[Any]:
-    """Tune's CSV and JSON result files (what analysis reads), TensorBoard's only if asked, W&B unless off.
+def _callbacks(options: SearchOptions, name: str, retention: list[Any]) -> list[Any]:
+    """Tune's CSV and JSON result files (what analysis reads), TensorBoard's only if asked, W&B unless off; first
+    ``KeepResultRows``, which mends a restarting trial's stored rows before the loggers copy them back
+    (``tune_mlp.search.recovery``); last the checkpoint retention, if it is a callback.
 
     Tune adds a TensorBoard logger by itself unless ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is 1 (set in
-    ``_quiet_tune``), so the loggers we keep are named here. The TensorBoard logger took ~19 % of the driver's
-    CPU in a 200-trial search on 32 slots (py-spy, docs/benchmarks.md, Scale run 12), for files nothing reads.
+    ``_quiet_tune``), so the loggers we keep are named here, in the order they run. The TensorBoard logger took
+    ~19 % of the driver's CPU in a 200-trial search on 32 slots (py-spy, docs/benchmarks.md, Scale run 12), for
+    files nothing reads.
     """
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
     loggers = [CSVLoggerCallback(), JsonLoggerCallback(), *([TBXLoggerCallback()] if options.tensorboard else [])]
-    if not options.wandb:
-        return loggers
-    return [*loggers, wandb_logger_callback(project=options.wandb, group=name, excludes=["node_id"])]
+    wandb = [wandb_logger_callback(project=options.wandb, group=name, excludes=["node_id"])] if options.wandb else []
+    return [KeepResultRows(), *loggers, *wandb, *retention]
 
 
 def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord, sort: bool = True
