@@ -11,6 +11,7 @@ that need none run first.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -76,6 +77,9 @@ CASES = [
     ("search-resume-nothing", SEARCH + ["--resume", "--storage-path", "{root}/missing"], "error",
      "--resume: no experiment to resume in"),
     ("search-space-missing", SEARCH + ["--space", "{root}/missing.yaml"], "error", "missing.yaml"),
+    # A driver killed while Tune copied its state to the storage (tune_mlp.search.recovery.torn_state).
+    ("search-resume-torn-state", SEARCH + ["--smoke-test", "--resume", "--storage-path", "{root}/torn", "--name",
+     "killed"], "error", "torn/killed cannot be resumed: Tune's saved state experiment_state-"),
     ("analysis-missing", ANALYSIS + ["{root}/missing"], "error",
      "missing does not exist: give an experiment, a training run, a checkpoint or an export"),
     ("analysis-not-experiment", ANALYSIS + ["{root}/not-an-experiment"], "error",
@@ -131,9 +135,17 @@ def _break_checkpoints(experiment: Path, name: str, damage: str) -> None:
             (directory / name).write_text("{'num_layers': 2,")  # Python, not JSON
 
 
+def _tear_state(experiment: Path) -> None:
+    """What a driver killed while Tune copied its state leaves: its run never ended, its state file empty."""
+    record = json.loads((experiment / "search.json").read_text())
+    record["parts"][-1]["ended_by"] = None
+    (experiment / "search.json").write_text(json.dumps(record))
+    next(experiment.glob("experiment_state-*.json")).write_text("")
+
+
 # The folders copied from the real experiments: a case that names one waits for conftest's ``experiments`` (two
 # more smoke searches after the session's); the others run first, while those are being made.
-EXPERIMENT_COPIES = ("all-nan", "smoke", "truncated", "not-json", "run-truncated", "run-not-json")
+EXPERIMENT_COPIES = ("all-nan", "smoke", "torn", "truncated", "not-json", "run-truncated", "run-not-json")
 
 
 def needs_experiments(command: list[str]) -> bool:
@@ -157,6 +169,7 @@ def broken(root: Path, experiments: Path) -> Path:
     """Copies of the real experiments in ``root``, broken in one way each, and two broken train runs."""
     shutil.copytree(experiments / "all-nan", root / "all-nan")
     shutil.copytree(experiments / "smoke", root / "smoke")
+    _tear_state(shutil.copytree(experiments / "smoke", root / "torn" / "killed"))
     for name, file, damage in (("truncated", WEIGHTS_FILE, "truncate"), ("not-json", CONFIG_FILE, "python")):
         shutil.copytree(experiments / "smoke", root / name)
         _break_checkpoints(root / name, file, damage)

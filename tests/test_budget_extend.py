@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from conftest import FAIR_SHARE, FASHION_DIR, REPO, TINY_SPACE, search_cli, write_space
+from conftest import FAIR_SHARE, FASHION_DIR, REPO, TINY_SPACE, search_cli, state_saved, write_space
 
 from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.records import SearchRecord
@@ -199,7 +199,7 @@ def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_p
     proc = search_cli(*args, env=FAIR_SHARE, start_new_session=True)
     while proc.poll() is None:  # a few reported epochs, and Tune's state saved with them
         epochs = sum(len(p.read_text().splitlines()) for p in root.glob("trial_*/result.json"))
-        if epochs >= 2 and list(root.glob("experiment_state-*.json")):
+        if epochs >= 2 and state_saved(root):
             break
         time.sleep(0.2)
     else:

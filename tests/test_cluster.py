@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import state_saved
 from ray_cluster import DATA_DIR, JOB_TIMEOUT_S, REPO, Cluster, data_missing, tail, two_config_space, two_node_cluster
 
 from tune_mlp.config import METRIC
@@ -149,8 +150,7 @@ def test_killed_driver_resumes(cluster: Cluster) -> None:
     try:
         deadline = time.monotonic() + 300
         while not (
-            any(experiment.glob("experiment_state-*.json"))
-            and any(path.stat().st_size > 0 for path in experiment.glob("trial_*/result.json"))
+            state_saved(experiment) and any(path.stat().st_size > 0 for path in experiment.glob("trial_*/result.json"))
         ):
             assert first.poll() is None, (
                 f"the driver ended (exit {first.returncode}) before the kill:\n{tail(first_log)}"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.fs
 import pytest
 import ray
-from conftest import FASHION_DIR, REPO, search_cli, write_space
+from conftest import FASHION_DIR, REPO, search_cli, state_saved, write_space
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.logger.logger import LoggerCallback
 from ray.tune.trainable import Trainable
@@ -147,7 +147,7 @@ def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp
     deadline = time.time() + 600
     while time.time() < deadline:
         done = [p for p in experiment.glob("trial_*/result.json") if len(p.read_text().splitlines()) >= 2]
-        if list(experiment.glob("experiment_state-*.json")) and done:
+        if state_saved(experiment) and done:
             break
         time.sleep(0.2)
     else:

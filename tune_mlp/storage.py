@@ -11,6 +11,7 @@ the URI: Ray writes the storage path into its state files and logs.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import tempfile
 import urllib.error
@@ -82,15 +83,21 @@ def write_text(experiment: str, filename: str, text: str) -> None:
 
 def read_text(experiment: str, filename: str) -> str | None:
     """The file's text, or None when it is not there."""
+    data = read_bytes(experiment, filename)
+    return None if data is None else data.decode()
+
+
+def read_bytes(experiment: str, filename: str) -> bytes | None:
+    """The file's bytes, or None when it is not there."""
     if not is_uri(experiment):
         path = Path(experiment, filename)
-        return path.read_text() if path.is_file() else None
+        return path.read_bytes() if path.is_file() else None
     fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
     target = f"{path.rstrip('/')}/{filename}"
     if fs.get_file_info(target).type != pyarrow.fs.FileType.File:
         return None
     with fs.open_input_stream(target) as source:
-        return source.read().decode()
+        return source.read()
 
 
 def to_uri(filesystem: pyarrow.fs.FileSystem, path: str) -> str:
@@ -101,14 +108,20 @@ def to_uri(filesystem: pyarrow.fs.FileSystem, path: str) -> str:
 
 def is_experiment(path: str) -> bool:
     """Whether ``path`` (a folder or a URI) holds a Ray Tune experiment (``experiment_state-*.json``)."""
+    return any(fnmatch.fnmatch(name, "experiment_state-*.json") for name in file_sizes(path))
+
+
+def file_sizes(path: str) -> dict[str, int]:
+    """The files directly in ``path`` (a folder or a URI) and their sizes in bytes; none if it does not exist."""
     if not is_uri(path):
-        return any(Path(path).expanduser().glob("experiment_state-*.json"))
+        folder = Path(path).expanduser()
+        return {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
     fs, folder = pyarrow.fs.FileSystem.from_uri(path)
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(folder.rstrip("/"), allow_not_found=True))
     except OSError as error:
         raise StorageError(f"{path}: {_reason(error)}") from None
-    return any(info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json") for info in infos)
+    return {info.base_name: info.size for info in infos if info.type == pyarrow.fs.FileType.File}
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from ray.tune.search.hyperopt import HyperOptSearch
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
 from tune_mlp.search.distributions import SweepDistribution, sweep_parameters
+from tune_mlp.search.recovery import torn_state
 from tune_mlp.search.results import load_results
 
 PART_PREFIX = "part-"
@@ -30,6 +31,10 @@ PART_PREFIX = "part-"
 
 class ExtendError(UserInputError, ValueError):
     """An experiment that cannot be extended as asked."""
+
+
+class ResumeError(UserInputError, ValueError):
+    """An interrupted experiment that cannot be resumed."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
     """
     existing = SearchRecord.load(root)
     if existing is None:
-        return Part(root, ".", samples, tune.Tuner.can_restore(root))
+        return Part(root, ".", samples, _resumable(root))
     if _canonical(existing.parameters) != _canonical(record.parameters):
         raise ExtendError(
             f"{root} was searched over another space ({existing.space}): extend it with the same --space, "
@@ -65,7 +70,7 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
     parts = existing.parts or [{"folder": "."}]  # searches recorded before parts existed: one part
     last = parts[-1]
     last_path = existing.part_paths(root)[-1]
-    if last.get("ended_by") is None and tune.Tuner.can_restore(last_path):
+    if last.get("ended_by") is None and _resumable(last_path):
         return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True)
     done = trials_done(existing.part_paths(root), existing)
     if 0 <= samples <= done:  # nothing to add: reopen the last part, which returns its results (-1: until a budget)
@@ -79,6 +84,20 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
         warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
         histories={point["trial_id"]: point["history"] for point in _histories(earlier, existing.metric)},
     )
+
+
+def _resumable(path: str) -> bool:
+    """Whether Tune can restore the experiment at ``path``; one whose saved state its killed driver left cut short
+    is refused (``tune_mlp.search.recovery.torn_state``)."""
+    if not tune.Tuner.can_restore(path):
+        return False
+    torn = torn_state(path)
+    if torn:
+        raise ResumeError(
+            f"{path} cannot be resumed: Tune's saved state {torn} is empty or cut short (its driver was killed while "
+            "Tune was writing it); start the search again under a new --name (its trials stay in its trial_* folders)"
+        )
+    return True
 
 
 def _canonical(parameters: dict[str, Any]) -> str:

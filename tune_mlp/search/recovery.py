@@ -19,19 +19,29 @@ into the checkpoint's metrics and ``Trainable.restore`` resumes the count from. 
 registers a checkpoint one actor call after its result, so a snapshot taken between the two holds epoch 3's result
 and epoch 2's checkpoint (the killed-driver test, stop 24: the rows kept epoch 3, the trial re-ran it). The loggers
 then download the trimmed files. The search passes it first, before the loggers (``tune_mlp.search.tuner._callbacks``).
+
+And a driver killed while Tune was saving: Tune 2.60 copies its state files to the storage in place
+(``pyarrow.fs.copy_files``, not a write-then-rename), so a driver killed during the copy leaves them empty or cut
+short (all three empty in CI, stop 24, a driver killed as its first snapshot was copied), and ``Tuner.restore``
+then fails deep inside the searcher with a traceback. ``torn_state`` names such a file, so the search refuses to
+resume it in one line instead.
 """
 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import logging
 import os
+import pickle
 from typing import Any
 
 from ray import tune
 from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
+
+from tune_mlp import storage
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +107,32 @@ def _trim(filesystem: Any, path: str, name: str, last: int) -> None:
                 stream.write(kept.encode())
     except (OSError, ValueError) as error:  # the rows then stay as Tune leaves them: some epochs twice
         logger.warning("could not drop the rows after epoch %d from %s: %s", last, path, error)
+
+
+def torn_state(path: str) -> str | None:
+    """The newest of Tune's state files of a kind in ``path`` if it is cut short; None if all are whole.
+
+    The kinds and how Tune picks the newest (the greatest name) are Tune's own (``CKPT_FILE_TMPL``). The
+    experiment state is JSON; the searcher's and the search generator's are pickles (whatever their names say),
+    and a whole pickle ends with its STOP opcode.
+    """
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.search import Searcher
+    from ray.tune.search.search_generator import SearchGenerator
+
+    names = storage.file_sizes(path)
+    for template in (TuneController.CKPT_FILE_TMPL, SearchGenerator.CKPT_FILE_TMPL, Searcher.CKPT_FILE_TMPL):
+        newest = max((name for name in names if fnmatch.fnmatch(name, template.format("*"))), default=None)
+        if newest is None:
+            continue
+        data = storage.read_bytes(path, newest) or b""
+        if template != TuneController.CKPT_FILE_TMPL:
+            whole = data.endswith(pickle.STOP)
+        else:
+            try:
+                whole = isinstance(json.loads(data), dict)
+            except ValueError:
+                whole = False
+        if not whole:
+            return newest
+    return None

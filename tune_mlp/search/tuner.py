@@ -323,13 +323,13 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     _quiet_tune(options)
     budget_seconds = parse_duration(options.time_budget) if options.time_budget else None  # before any write
     plan = plan or search_plan(options)
-    print(keys_line(plan.sweep), flush=True)
     space = _trial_space(plan, options)
     base = base_config(space)
     storage.check_writable(options.storage_path)
     path = storage.experiment_path(options.storage_path, experiment_name(options))
     asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
-    part = plan_part(path, plan.samples, asked, sampled_keys(space))
+    part = plan_part(path, plan.samples, asked, sampled_keys(space))  # refuses what it cannot do, in one line
+    print(keys_line(plan.sweep), flush=True)
     splits = None if options.stand_in is not None else load_splits(
         base.dataset,
         options.data_dir,
