@@ -25,7 +25,7 @@ from ray.tune.trainable import Trainable
 from ray.tune.utils.callback import _create_default_callbacks
 
 from tune_mlp.search.options import SearchOptions
-from tune_mlp.search.recovery import KeepResultRows, _trim, rows_upto
+from tune_mlp.search.recovery import KeepResultRows, _trim, rows_upto, torn_state
 from tune_mlp.search.results import load_results
 from tune_mlp.search.trainable import CRASH_AFTER_EPOCH, CRASH_ONCE_ENV
 from tune_mlp.search.tuner import _callbacks
@@ -183,3 +183,21 @@ def test_driver_killed_mid_search_resumes_without_losing_or_rerunning_trials(tmp
     for result in results:
         epochs = reported_epochs(Path(result.path))
         assert epochs == sorted(set(epochs)), f"{result.path} re-ran epochs: {epochs}"
+
+
+@needs_data
+@pytest.mark.ray
+def test_a_whole_state_passes_and_a_cut_short_one_is_named(smoke_search, tmp_path) -> None:
+    """torn_state on a real finished search: whole; each of Tune's three state files emptied or cut short: named.
+
+    Also the pin: if Tune changed a state file's format (a pickle named .json today), the whole one would fail here.
+    """
+    import shutil
+
+    assert torn_state(str(smoke_search.path)) is None
+    for pattern in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl"):
+        for cut in (0, -1):  # emptied; one byte short
+            copy = Path(shutil.copytree(smoke_search.path, tmp_path / f"{pattern[:8]}{cut}"))
+            (state,) = copy.glob(pattern)
+            state.write_bytes(state.read_bytes()[:cut])
+            assert torn_state(str(copy)) == state.name, (pattern, cut)

@@ -108,20 +108,20 @@ def to_uri(filesystem: pyarrow.fs.FileSystem, path: str) -> str:
 
 def is_experiment(path: str) -> bool:
     """Whether ``path`` (a folder or a URI) holds a Ray Tune experiment (``experiment_state-*.json``)."""
-    return any(fnmatch.fnmatch(name, "experiment_state-*.json") for name in file_sizes(path))
+    return any(fnmatch.fnmatch(name, "experiment_state-*.json") for name in file_names(path))
 
 
-def file_sizes(path: str) -> dict[str, int]:
-    """The files directly in ``path`` (a folder or a URI) and their sizes in bytes; none if it does not exist."""
+def file_names(path: str) -> list[str]:
+    """The names of the files directly in ``path`` (a folder or a URI); none if it does not exist."""
     if not is_uri(path):
         folder = Path(path).expanduser()
-        return {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+        return [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
     fs, folder = pyarrow.fs.FileSystem.from_uri(path)
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(folder.rstrip("/"), allow_not_found=True))
     except OSError as error:
         raise StorageError(f"{path}: {_reason(error)}") from None
-    return {info.base_name: info.size for info in infos if info.type == pyarrow.fs.FileType.File}
+    return [info.base_name for info in infos if info.type == pyarrow.fs.FileType.File]
 
 
 @contextmanager

@@ -120,7 +120,7 @@ def torn_state(path: str) -> str | None:
     from ray.tune.search import Searcher
     from ray.tune.search.search_generator import SearchGenerator
 
-    names = storage.file_sizes(path)
+    names = storage.file_names(path)
     for template in (TuneController.CKPT_FILE_TMPL, SearchGenerator.CKPT_FILE_TMPL, Searcher.CKPT_FILE_TMPL):
         newest = max((name for name in names if fnmatch.fnmatch(name, template.format("*"))), default=None)
         if newest is None:
