@@ -203,9 +203,10 @@ parameters:
 def state_saved(experiment: Path) -> bool:
     """Tune's state is in the storage, whole: a driver killed now can be resumed. Tune copies its state files in
     place, so one appears before it is written (tune_mlp.search.recovery.torn_state)."""
+    from tune_mlp import storage
     from tune_mlp.search.recovery import torn_state
 
-    return any(experiment.glob("experiment_state-*.json")) and torn_state(str(experiment)) is None
+    return storage.is_experiment(str(experiment)) and torn_state(str(experiment)) is None
 
 
 def write_space(path: Path, text: str = TINY_SPACE) -> str:

@@ -121,18 +121,21 @@ def torn_state(path: str) -> str | None:
     from ray.tune.search.search_generator import SearchGenerator
 
     names = storage.file_names(path)
-    for template in (TuneController.CKPT_FILE_TMPL, SearchGenerator.CKPT_FILE_TMPL, Searcher.CKPT_FILE_TMPL):
+    kinds = ((TuneController.CKPT_FILE_TMPL, _whole_json), (SearchGenerator.CKPT_FILE_TMPL, _whole_pickle),
+             (Searcher.CKPT_FILE_TMPL, _whole_pickle))  # fmt: skip
+    for template, whole in kinds:
         newest = max((name for name in names if fnmatch.fnmatch(name, template.format("*"))), default=None)
-        if newest is None:
-            continue
-        data = storage.read_bytes(path, newest) or b""
-        if template != TuneController.CKPT_FILE_TMPL:
-            whole = data.endswith(pickle.STOP)
-        else:
-            try:
-                whole = isinstance(json.loads(data), dict)
-            except ValueError:
-                whole = False
-        if not whole:
+        if newest is not None and not whole(storage.read_bytes(path, newest) or b""):
             return newest
     return None
+
+
+def _whole_json(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
+
+
+def _whole_pickle(data: bytes) -> bool:
+    return data.endswith(pickle.STOP)
