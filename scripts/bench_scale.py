@@ -3,7 +3,7 @@
     python scripts/bench_scale.py                         # every case, full size (~1 h on 2 cores)
     python scripts/bench_scale.py --cases slots32,slots32_wandb
     python scripts/bench_scale.py --quick                 # every case scaled down (~15 min on 2 cores)
-    python scripts/bench_scale.py --cases slots32 --variants bare,ours,ours_recycle,ours_noreuse
+    python scripts/bench_scale.py --cases slots32 --variants bare,ours,ours_killstart,ours_noreuse
 
 Trials are the stand-in (``tune_mlp.search.standin``: each epoch sleeps, then reports a curve and a small
 checkpoint in our format), so only the machinery is timed, as Ray's ``release/tune_tests/scalability_tests`` do
@@ -14,12 +14,10 @@ Each (case, variant) runs in a fresh Python process with its own Ray. Variants:
   ``WandbLoggerCallback``), with the case's searcher, scheduler and ``CheckpointConfig(num_to_keep=3)``;
 - ``ours``: ``tune_mlp.search.tuner.run_search`` with ``stand_in`` (the whole stack: plan, TPE, ASHA,
   retention, W&B, records), as it is now;
-- the state before each fix, for before/after in the same run: ``ours_recycle`` (workers replaced after every
-  4 × slots trials, the default up to 8 slots), ``ours_raywandb`` (Ray's per-trial W&B actors),
-  ``ours_before`` (all three), ``ours_noreuse`` (``reuse_actors=False``), ``ours_tbx`` (Tune's TensorBoard logger,
-  on by default in Tune; ours writes it only with ``--tensorboard``); and a fix not on by default, ``ours_trim``
-  (every checkpoint kept while a trial runs, trimmed to the best 3 at its end, instead of ``num_to_keep=3``'s
-  forced experiment snapshot every 3 checkpoints of any trial).
+- the state before each fix, for before/after in the same run, each patched from this file:
+  ``ours_killstart`` (Tune's own worker reuse: ``tune_mlp.search.compat.keep_starting_workers`` off),
+  ``ours_raywandb`` (Ray's per-trial W&B actors), ``ours_tbx`` (Tune's TensorBoard logger, on by default in Tune;
+  ours writes it only with ``--tensorboard``), ``ours_before`` (both), ``ours_noreuse`` (``reuse_actors=False``).
 
 Columns: wall (driver start to the last trial's end, Ray's start included), Ray's bound where the issue gives
 one, the floor (slept seconds / slots), wall / floor, the driver's RSS growth per finished trial, and the
@@ -230,17 +228,13 @@ def patch_before(variant: str) -> None:
     parts = variant.split("_")[1:]
     if "before" in parts or "raywandb" in parts:
         tuner.wandb_logger_callback = lambda **kwargs: WandbLoggerCallback(**kwargs)
-    if "trim" in parts:  # checkpoints trimmed at a trial's end instead of Tune's num_to_keep (off by default)
-        retention = tuner._retention
-        tuner._retention = lambda record: retention(record, trim_at_end=True)
-    if "before" in parts or "recycle" in parts:  # workers replaced every 4 x slots trials at any size
-        tuner._trials_per_actor = lambda options: 4
-    if "reuse" in parts:  # reused for every trial
-        tuner._trials_per_actor = lambda options: 0
     if "killstart" in parts:  # Tune's own reuse: a finished trial's worker replaces one that is starting
         tuner.keep_starting_workers = lambda: None
     if "noreuse" in parts:  # a fresh worker per trial (Ray's default)
-        tuner.REUSE_ACTORS = False
+        from ray import tune
+
+        tune_config = tune.TuneConfig
+        tune.TuneConfig = lambda **kwargs: tune_config(**(kwargs | {"reuse_actors": False}))
 
 
 def run_ours(case: Case, space: Path, storage: Path, variant: str) -> Any:

@@ -21,7 +21,6 @@ from test_bad_input import TF_BANNER
 
 from tune_mlp.errors import UserInputError
 from tune_mlp.search.accounting import busiest_overlap, trial_intervals
-from tune_mlp.search.actors import TrialResources
 from tune_mlp.search.options import SearchOptions, trial_slots
 
 
@@ -57,8 +56,10 @@ def test_more_gpus_a_trial_than_the_cluster_has_is_named(gpus: float, cluster: d
 
 
 def test_trial_requests_carry_the_gpu_share_only_when_asked() -> None:
-    assert TrialResources(cpus=1, gpus=0.25)({}).bundles == [{"CPU": 1, "GPU": 0.25}]
-    assert TrialResources(cpus=2)({}).bundles == [{"CPU": 2}]
+    from tune_mlp.search.tuner import _resources
+
+    assert _resources(SearchOptions(cpus_per_trial=1, gpus_per_trial=0.25)) == {"cpu": 1, "gpu": 0.25}
+    assert _resources(SearchOptions(cpus_per_trial=2)) == {"cpu": 2}
 
 
 def test_memory_growth_is_a_no_op_without_gpus_and_leaves_tensorflow_unstarted() -> None:

@@ -44,9 +44,9 @@ SHORT_FLAGS = {
 }
 
 
-def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
-    """Register ``--a_b`` and ``--a-b`` for one option (one spelling when the name has no separator),
-    and the assignment's short flag where it has one."""
+def add_flag(parser: Any, name: str, **kwargs: Any) -> None:
+    """On a parser or an argument group: ``--a_b`` and ``--a-b`` for one option (one spelling when the name has
+    no separator), and the assignment's short flag where it has one."""
     under, hyphen = "--" + name.replace("-", "_"), "--" + name.replace("_", "-")
     flags = [under] if under == hyphen else [under, hyphen]
     if kwargs.get("action") is argparse.BooleanOptionalAction:
@@ -56,20 +56,10 @@ def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: st
     parser.add_argument(*short, *flags, dest=dest, **kwargs)
 
 
-class CompactHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """``-nhl, --num_layers, --num-layers N`` instead of repeating the metavar after every spelling."""
-
-    def _format_action_invocation(self, action: argparse.Action) -> str:
-        if not action.option_strings or action.nargs == 0:
-            return super()._format_action_invocation(action)
-        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
-        return f"{', '.join(action.option_strings)} {metavar}"
-
-
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser, cls: type, title: str, skip: Sequence[str] = (), description: str | None = None
-) -> argparse._ArgumentGroup:
-    """One flag per field of ``cls``, typed and defaulted from the dataclass."""
+) -> Any:
+    """One flag per field (in a new argument group, returned) of ``cls``, typed and defaulted from the dataclass."""
     group = parser.add_argument_group(title, description)
     for f in dataclasses.fields(cls):
         if f.name in skip:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from tune_mlp import storage
-from tune_mlp.cli import CompactHelpFormatter, add_dataclass_arguments, dataclass_from_args, report_user_errors
+from tune_mlp.cli import add_dataclass_arguments, dataclass_from_args, report_user_errors
 from tune_mlp.records import BEST_FILE, SearchRecord
 from tune_mlp.search.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
 from tune_mlp.search.lock import driver_lock
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tune_mlp.search",
         description=__doc__.split("\n\n")[0],
-        formatter_class=CompactHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataclass_arguments(parser, SearchOptions, "search (SearchOptions)")
     return parser

@@ -68,9 +68,6 @@ class SearchOptions:
     )
     cpus_per_trial: int = bounded(1, 1, help="CPUs (TensorFlow threads) per trial")
     gpus_per_trial: float = bounded(0.0, 0.0, help="GPUs per trial; a fraction shares one (0.25: four trials a GPU)")
-    trials_per_actor: int | None = bounded(
-        None, 0, help="new workers every this x slots trials; 0: never (default: 4 up to 8 slots, else 0)"
-    )
     concurrency: int | None = bounded(None, 1, help="trials at once (default: cluster CPUs / cpus-per-trial)")
     initial_points: int | None = bounded(
         None,

@@ -15,7 +15,6 @@ from tune_mlp import storage
 from tune_mlp.config import METRIC, MODE, is_better
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BestResult, SearchRecord
-from tune_mlp.search.actors import hyperparameters
 
 HISTORY_COLUMNS = ["trial_id", "epoch", "val_accuracy", "val_loss", "train_loss", "train_accuracy", "wall_time"]
 # What budget accounting (tune_mlp.search.accounting) reads: which part, and Tune's and the loop's clocks.
@@ -102,7 +101,7 @@ def best_result(results: Iterable[Any], metric: str = METRIC, mode: str = MODE) 
                 continue
             best = BestResult(
                 metric, mode, float(score), int(metrics.get("epoch", 0)), checkpoint_uri(checkpoint),
-                hyperparameters(result.config), metrics.get("trial_id", ""),
+                dict(result.config), metrics.get("trial_id", ""),
             )  # fmt: skip
     if best is None:
         raise ExperimentError(
@@ -175,7 +174,7 @@ def _part_of(trial_path: str, record: SearchRecord) -> str:
 def _trial_row(result: Any, record: SearchRecord, budget_stopped: set[str] = frozenset()) -> dict[str, Any]:
     frame = result.metrics_dataframe
     # A trial the time budget ended before its first report has no config in its result.
-    config = {f"config/{key}": value for key, value in hyperparameters(result.config or {}).items()}
+    config = {f"config/{key}": value for key, value in (result.config or {}).items()}
     if frame is None or frame.empty or record.metric not in frame:
         trial_id = result.path.rsplit("_", 1)[-1]
         status = trial_status({}, result.error)

@@ -18,19 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray import tune
 
 from tune_mlp.config import TrainConfig
-from tune_mlp.mlp.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, load_checkpoint, weight_names
+from tune_mlp.mlp.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, weight_names
 from tune_mlp.mlp.network import layer_sizes
 from tune_mlp.search.budget import TrialBudget
-from tune_mlp.search.trainable import maybe_crash_once, placement, trial_config
+from tune_mlp.search.trainable import Epoch, report_epochs, resumed_checkpoint, trial_config
 
 
 def final_accuracy(config: TrainConfig) -> float:
@@ -76,22 +75,20 @@ def train_standin(tune_config: dict[str, Any], seconds_per_epoch: float, max_epo
                   budget: TrialBudget | None = None, **_: Any) -> None:  # fmt: skip
     """The stand-in trainable: ``train_mlp``'s reports and checkpoints, with a sleep for each epoch's training."""
     config = trial_config(tune_config, max_epochs, budget)
-    history: list[dict[str, Any]] = []
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:  # a retried or restored trial continues from its last epoch, like the MLP's
-        with checkpoint.as_directory() as directory:
-            history = load_checkpoint(directory).history
-    resumed_from = len(history)
-    trial = placement() | {"trial_epochs": config.epochs, "resumed_from": resumed_from}  # as train_mlp's
-    for epoch in range(resumed_from + 1, config.epochs + 1):
-        started = time.time()
-        time.sleep(seconds_per_epoch)
-        metrics = curve_point(config, epoch) | trial | {"epoch_seconds": time.time() - started}
+    resume = resumed_checkpoint()  # a retried or restored trial continues from its last epoch, like the MLP's
+    history: list[dict[str, Any]] = resume.history if resume else []
+
+    def epochs() -> Iterator[Epoch]:
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            started = time.time()
+            time.sleep(seconds_per_epoch)
+            yield curve_point(config, epoch) | {"epoch_seconds": time.time() - started}, save
+
+    def save(directory: str, metrics: dict[str, Any]) -> None:
         history.append(metrics)
-        with tempfile.TemporaryDirectory() as directory:
-            save_standin_checkpoint(directory, config, metrics, history)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        maybe_crash_once(epoch)
+        save_standin_checkpoint(directory, config, metrics, history)
+
+    report_epochs(epochs(), config, len(history))
 
 
 def standin_sizes(config: TrainConfig) -> tuple[int, int]:

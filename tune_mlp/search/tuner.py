@@ -17,14 +17,13 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from tune_mlp import storage
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search.actors import TrialResources, WorkerGenerations, default_trials_per_actor, keep_starting_workers
 from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
@@ -35,6 +34,7 @@ from tune_mlp.search.budget import (
     typical_config,
 )
 from tune_mlp.search.budget_tune import BudgetSearcher, BudgetStopper, budget_cut
+from tune_mlp.search.compat import keep_starting_workers, no_aws_secrets_in_runtime_envs
 from tune_mlp.search.extend import (
     Part,
     WarmHyperOptSearch,
@@ -56,7 +56,6 @@ from tune_mlp.search.options import (
 from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.recovery import KeepResultRows
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
-from tune_mlp.search.retention import KeepBestCheckpoints
 from tune_mlp.search.space import sampled_keys
 from tune_mlp.search.standin import standin_sizes, train_standin
 from tune_mlp.search.sweep import SearchPlan, keys_line
@@ -80,25 +79,8 @@ def base_config(space: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict({key: value for key, value in space.items() if key not in sampled_keys(space)})
 
 
-# Ray Tune (2.60, ray.tune.execution.class_cache) copies these from the driver's environment into every trial
-# actor's runtime env, and each node's runtime-env agent writes runtime envs to runtime_env_agent.log in clear
-# text. Each node reads its own credentials where it was started (docs/cluster.md), so nothing is lost.
-AWS_SECRETS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"})
-
-
-def _no_aws_secrets_in_runtime_envs() -> None:
-    from ray.tune.execution import class_cache
-
-    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - AWS_SECRETS
-
-
-# Trials reuse their workers: TensorFlow stays imported and warm (tune_mlp.search.actors says when they are
-# replaced). Ray's default, a fresh worker per trial, is scripts/bench_scale.py's `ours_noreuse`.
-REUSE_ACTORS = True
-
-
 def init_ray(options: SearchOptions) -> None:
-    _no_aws_secrets_in_runtime_envs()
+    no_aws_secrets_in_runtime_envs()  # tune_mlp.search.compat
     quiet = {} if options.verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
     address = options.address or os.environ.get("RAY_ADDRESS")
     # W&B's logging actors run in Ray workers, which take their environment from the job, not
@@ -146,8 +128,6 @@ def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], p
         searcher = ConcurrencyLimiter(tpe, max_concurrent=_concurrency(options))
     if budget and searcher is not None:
         searcher = BudgetSearcher(searcher, budget.sizing, budget.deadline)
-    if isinstance(searcher, Searcher) and _trials_per_actor(options) > 0:
-        searcher = WorkerGenerations(searcher, _trials_per_actor(options), _concurrency(options))
     return searcher
 
 
@@ -168,8 +148,7 @@ def _scheduler(options: SearchOptions, plan: SearchPlan, part: Part, max_epochs:
 def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan, record: SearchRecord,
            max_epochs: int, budget: Budget | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
-    if REUSE_ACTORS:
-        keep_starting_workers()  # a trial's starting worker is not killed for a reused one: tune_mlp.search.actors
+    keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
     path = part.path
     if part.resume and tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
@@ -181,7 +160,6 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
     tune_space = _trial_space(plan, options)
     searcher = _searcher(options, plan, tune_space, part, budget)
     name = path.rsplit("/", 1)[-1]
-    checkpoints, retention = _retention(record)
     return tune.Tuner(
         trainable,
         param_space=tune_space,
@@ -195,49 +173,34 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             # Tune's TimeoutStopper: ends the experiment when the budget is spent, and keeps what is left of it
             # in the experiment state, so Tuner.restore continues the same budget.
             time_budget_s=budget.seconds_left() if budget else None,
-            reuse_actors=REUSE_ACTORS,
+            # TensorFlow stays imported and warm; its compiled programs are shared by trials of one structure
+            # (tune_mlp.mlp.trainer), so a worker reused for every trial stays bounded.
+            reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=path.rsplit("/", 1)[0],
             stop=BudgetStopper(budget.deadline) if budget else None,
-            checkpoint_config=checkpoints,
+            checkpoint_config=_retention(record),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1], retention),
+            callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]),
             progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
             verbose=1,
         ),
     )
 
 
-def _retention(record: SearchRecord, trim_at_end: bool = False) -> tuple[tune.CheckpointConfig, list[Any]]:
-    """The best 3 checkpoints of a trial (and its latest): Tune's ``num_to_keep``, or with ``trim_at_end`` our
-    callback that trims when the trial ends (``tune_mlp.search.retention``).
-
-    ``num_to_keep`` forces an experiment snapshot every 3 checkpoints of any trial, but those snapshots are also
-    what uploads each trial's ``result.json``: with the trim at the end, a trial restored on another node after its
-    node was lost (tests/test_cluster_s3.py) and a driver killed in its first seconds (tests/test_tuning.py) lost
-    the rows reported since the last periodic snapshot. Its speed-up was never measured on a quiet machine, so it
-    stays off: ``scripts/bench_scale.py --variants ours,ours_trim`` measures it.
-    """
-    if not trim_at_end:
-        return tune.CheckpointConfig(
-            num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
-        ), []
-    config = tune.CheckpointConfig(checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode)
-    return config, [KeepBestCheckpoints(record.metric, record.mode, keep=3)]
+def _retention(record: SearchRecord) -> tune.CheckpointConfig:
+    """The best 3 checkpoints of a trial by the metric (and its latest, which Tune always keeps)."""
+    return tune.CheckpointConfig(
+        num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
+    )
 
 
-def _resources(options: SearchOptions) -> Any:
-    return TrialResources(options.cpus_per_trial, options.gpus_per_trial)
-
-
-def _trials_per_actor(options: SearchOptions) -> int:
-    """``--trials-per-actor``, or its default for this many slots (`tune_mlp.search.actors`)."""
-    if options.trials_per_actor is not None:
-        return options.trials_per_actor
-    return default_trials_per_actor(_concurrency(options))
+def _resources(options: SearchOptions) -> dict[str, float]:
+    """One trial's request; Ray sets CUDA_VISIBLE_DEVICES from its "gpu"."""
+    return {"cpu": options.cpus_per_trial} | ({"gpu": options.gpus_per_trial} if options.gpus_per_trial else {})
 
 
 def _concurrency(options: SearchOptions) -> int:
@@ -250,10 +213,10 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _callbacks(options: SearchOptions, name: str, retention: list[Any]) -> list[Any]:
+def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     """Tune's CSV and JSON result files (what analysis reads), TensorBoard's only if asked, W&B unless off; first
     ``KeepResultRows``, which mends a restarting trial's stored rows before the loggers copy them back
-    (``tune_mlp.search.recovery``); last the checkpoint retention, if it is a callback.
+    (``tune_mlp.search.recovery``).
 
     Tune adds a TensorBoard logger by itself unless ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is 1 (set in
     ``_quiet_tune``), so the loggers we keep are named here, in the order they run. The TensorBoard logger took
@@ -264,7 +227,7 @@ def _callbacks(options: SearchOptions, name: str, retention: list[Any]) -> list[
 
     loggers = [CSVLoggerCallback(), JsonLoggerCallback(), *([TBXLoggerCallback()] if options.tensorboard else [])]
     wandb = [wandb_logger_callback(project=options.wandb, group=name, excludes=["node_id"])] if options.wandb else []
-    return [KeepResultRows(), *loggers, *wandb, *retention]
+    return [KeepResultRows(), *loggers, *wandb]
 
 
 def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecord, sort: bool = True

@@ -15,7 +15,6 @@ import logging
 import os
 from typing import Any
 
-from tune_mlp.search.actors import hyperparameters
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class WandbHub:
         if trial_id in self._runs:  # a retried trial keeps its run
             return
         kwargs = {key: value for key, value in init_kwargs.items() if key != "reinit"}
-        kwargs["config"] = hyperparameters(kwargs.get("config") or {})
+        kwargs["config"] = dict(kwargs.get("config") or {})
         os.makedirs(logdir, exist_ok=True)
         run = self._wandb.init(dir=logdir, reinit="create_new", **kwargs)
         run.config.update({"trial_log_path": logdir}, allow_val_change=True)
@@ -50,7 +49,7 @@ class WandbHub:
         if trial_id not in self._runs:
             return
         run, exclude, to_config = self._runs[trial_id]
-        config_update = hyperparameters(result.get("config", {}))
+        config_update = dict(result.get("config", {}))
         log = {}
         for key, value in flatten_dict(result, delimiter="/").items():
             if any(key == item or key.startswith(item + "/") for item in exclude):
