@@ -5,7 +5,6 @@ trial's checkpoint in 3 of 4 runs, stop 24, which before the trim used the check
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import signal
@@ -17,18 +16,11 @@ from pathlib import Path
 
 import pyarrow.fs
 import pytest
-import ray
 from conftest import FASHION_DIR, REPO, search_cli, state_saved, write_space
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-from ray.tune.logger.logger import LoggerCallback
-from ray.tune.trainable import Trainable
-from ray.tune.utils.callback import _create_default_callbacks
 
-from tune_mlp.search.options import SearchOptions
-from tune_mlp.search.recovery import KeepResultRows, _trim, rows_upto, torn_state
+from tune_mlp.search.recovery import _trim, rows_upto, torn_state
 from tune_mlp.search.results import load_results
 from tune_mlp.search.trainable import CRASH_AFTER_EPOCH, CRASH_ONCE_ENV
-from tune_mlp.search.tuner import _callbacks
 
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -57,24 +49,6 @@ def test_trim_rewrites_a_stored_file_only_when_rows_go(tmp_path) -> None:
     _trim(pyarrow.fs.LocalFileSystem(), str(path), "result.json", 1)
     assert path.read_text() == '{"training_iteration": 1}\n'
     _trim(pyarrow.fs.LocalFileSystem(), str(tmp_path / "absent.json"), "result.json", 1)  # nothing to trim
-
-
-def test_the_ray_behaviour_the_trim_relies_on(monkeypatch) -> None:
-    assert ray.__version__ == "2.60.0", "re-check tune_mlp.search.recovery against this Ray, then update the pin"
-    # Tune keeps the search's callbacks in their order and adds no loggers of its own (the search sets the
-    # variable; set here too, as any in-process search in this worker would), so KeepResultRows trims and
-    # uploads before the loggers download and append ...
-    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    callbacks = _create_default_callbacks(_callbacks(SearchOptions(no_wandb=True), "x", []), air_verbosity=None)
-    kinds = [type(c) for c in callbacks]
-    assert kinds.count(CSVLoggerCallback) == kinds.count(JsonLoggerCallback) == 1, kinds
-    assert kinds.index(KeepResultRows) < kinds.index(CSVLoggerCallback) < kinds.index(JsonLoggerCallback)
-    # ... and a logger starting a trial that has a checkpoint copies the stored file over its own, then appends.
-    assert "_restore_from_remote(EXPR_RESULT_FILE, trial)" in inspect.getsource(JsonLoggerCallback.log_trial_start)
-    assert "if not trial.checkpoint" in inspect.getsource(LoggerCallback._restore_from_remote)
-    # The iteration a restored trial resumes from is its checkpoint's, which carries the result it was saved with.
-    assert "checkpoint_result.metrics.update(self._last_result)" in inspect.getsource(Trainable.save)
-    assert "self._iteration = checkpoint_metrics.get(TRAINING_ITERATION, 0)" in inspect.getsource(Trainable.restore)
 
 
 @needs_data

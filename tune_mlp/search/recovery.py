@@ -2,8 +2,8 @@
 
 When Tune restarts a trial from its checkpoint (a lost node, a crashed worker), Ray's ``JsonLoggerCallback`` and
 ``CSVLoggerCallback`` copy the trial's ``result.json`` / ``progress.csv`` from the storage over the driver's own
-copy (``LoggerCallback._restore_from_remote``, checked against ray 2.60.0: the pin test is in
-tests/test_recovery.py). The driver writes its copy in its session's staging folder
+copy (Ray 2.60; tests/test_recovery.py and tests/test_cluster.py check the rows a restarted trial ends with, on
+whatever release runs them). The driver writes its copy in its session's staging folder
 (``StorageContext.trial_driver_staging_path``, under /tmp/ray, for a local ``--storage-path`` too) and syncs it to
 the storage only at experiment snapshots, so the stored copy lacks the rows reported since the last one, and the
 restart lost them: epoch 1 of a trial whose node was killed in tests/test_cluster_s3.py, epoch 3 of one in
@@ -109,19 +109,22 @@ def _trim(filesystem: Any, path: str, name: str, last: int) -> None:
         logger.warning("could not drop the rows after epoch %d from %s: %s", last, path, error)
 
 
+EXPERIMENT_STATE = "experiment_state-{}.json"  # Tune's TuneController.CKPT_FILE_TMPL (Ray 2.52-2.60)
+
+
 def torn_state(path: str) -> str | None:
     """The newest of Tune's state files of a kind in ``path`` if it is cut short; None if all are whole.
 
-    The kinds and how Tune picks the newest (the greatest name) are Tune's own (``CKPT_FILE_TMPL``). The
-    experiment state is JSON; the searcher's and the search generator's are pickles (whatever their names say),
-    and a whole pickle ends with its STOP opcode.
+    The kinds and how Tune picks the newest (the greatest name) are Tune's own (``CKPT_FILE_TMPL`` of its
+    ``Searcher`` and ``SearchGenerator``; the controller's, in a module Ray does not make public, is spelled here,
+    and tests/test_recovery.py checks all three on a real search). The experiment state is JSON; the searcher's and
+    the search generator's are pickles (whatever their names say), and a whole pickle ends with its STOP opcode.
     """
-    from ray.tune.execution.tune_controller import TuneController
     from ray.tune.search import Searcher
     from ray.tune.search.search_generator import SearchGenerator
 
     names = storage.file_names(path)
-    kinds = ((TuneController.CKPT_FILE_TMPL, _whole_json), (SearchGenerator.CKPT_FILE_TMPL, _whole_pickle),
+    kinds = ((EXPERIMENT_STATE, _whole_json), (SearchGenerator.CKPT_FILE_TMPL, _whole_pickle),
              (Searcher.CKPT_FILE_TMPL, _whole_pickle))  # fmt: skip
     for template, whole in kinds:
         newest = max((name for name in names if fnmatch.fnmatch(name, template.format("*"))), default=None)

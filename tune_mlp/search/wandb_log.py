@@ -15,7 +15,6 @@ import logging
 import os
 from typing import Any
 
-
 logger = logging.getLogger(__name__)
 
 UPLOAD_TIMEOUT_S = 1800  # Ray's DEFAULT_SYNC_TIMEOUT: how long the search's end waits for runs to finish uploading
