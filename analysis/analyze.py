@@ -24,7 +24,7 @@ from tune_mlp import storage
 from tune_mlp.data import Splits, load_splits
 from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.mlp.evaluate import evaluate_weights
-from tune_mlp.search.accounting import budget_accounting
+from analysis.accounting import budget_accounting
 from tune_mlp.search.results import Experiment, load_experiment
 
 TRIAL_TABLE_ROWS = 20

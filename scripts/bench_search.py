@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 
 def measure(experiment_dir: str, slots: int | None) -> dict[str, float]:
     """Every reported epoch of every part of the search (an extension is a subfolder), as search.accounting counts."""
-    from tune_mlp.search.accounting import utilisation
+    from analysis.accounting import utilisation
 
     root = Path(experiment_dir)
     frames = [

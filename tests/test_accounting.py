@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tune_mlp.search.accounting import budget_accounting, busiest_overlap, trial_intervals, utilisation
+from analysis.accounting import budget_accounting, busiest_overlap, trial_intervals, utilisation
 
 
 def epochs(trial: str, part: str, start: float, seconds: list[float], training: float = 0.8) -> list[dict]:

@@ -39,7 +39,7 @@ NEVER_REACHES = {
 # Read before TensorFlow loads: a CLI checks its input, --help and flag errors are instant, analysis reads results.
 NO_TENSORFLOW = (
     "tune_mlp.mlp.network", "tune_mlp.mlp.checkpoint", "tune_mlp.search.options", "tune_mlp.search.budget",
-    "tune_mlp.search.accounting", "tune_mlp.search.results", "tune_mlp.search.lock", "tune_mlp.search.sweep",
+    "analysis.accounting", "tune_mlp.search.results", "tune_mlp.search.lock", "tune_mlp.search.sweep",
 )  # fmt: skip
 TRAINING_INTERNALS = (
     "tune_mlp.mlp.trainer", "tune_mlp.mlp.optimizers", "tune_mlp.mlp.training", "tune_mlp.search.trainable",

@@ -101,6 +101,7 @@ def test_search_help_as_a_user_reads_it() -> None:
                          cwd=REPO, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert flags_without_help(out.stdout) == []
-    for flag in ("--samples", "--max_epochs, --max-epochs", "--time_budget, --time-budget"):
+    for flag in ("--samples SAMPLES", "--max_epochs MAX_EPOCHS, --max-epochs MAX_EPOCHS",
+                 "--time_budget TIME_BUDGET, --time-budget TIME_BUDGET"):
         assert any(line.startswith(f"  {flag}") for line in out.stdout.splitlines()), flag
     assert "trials to run (default: run_cap" in out.stdout and "ASHA's max_t, the most epochs" in out.stdout

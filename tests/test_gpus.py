@@ -20,7 +20,7 @@ from conftest import FAIR_SHARE, FASHION_DIR, REPO, write_space
 from test_bad_input import TF_BANNER
 
 from tune_mlp.errors import UserInputError
-from tune_mlp.search.accounting import busiest_overlap, trial_intervals
+from analysis.accounting import busiest_overlap, trial_intervals
 from tune_mlp.search.options import SearchOptions, trial_slots
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tune_mlp.cli import CompactHelpFormatter, add_flag, add_train_arguments, config_from_args, report_user_errors
+from tune_mlp.cli import add_flag, add_train_arguments, config_from_args, report_user_errors
 from tune_mlp.config import TrainConfig
 
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tune_mlp.train",
         description="Train the MLP once and score its best epoch on the test set.",
-        formatter_class=CompactHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_arguments(parser)
     add_flag(

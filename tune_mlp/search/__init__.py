@@ -1,4 +1,4 @@
 """The search: Ray Tune, HyperOpt and W&B. ``python -m tune_mlp.search`` is ``cli.py``.
 
-Importing this package imports nothing heavy: ``analysis`` reads ``results`` and ``accounting`` from here.
+Importing this package imports nothing heavy: ``analysis`` reads ``results`` from here.
 """

@@ -7,7 +7,6 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -17,13 +16,6 @@ from tune_mlp.config import METRIC, TrainConfig
 from tune_mlp.data import Splits
 from tune_mlp.mlp.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tune_mlp.search.budget import TrialBudget
-
-# Test hook (this trainable's and the stand-in's): the path of a marker file; the first trial to finish epoch
-# CRASH_AFTER_EPOCH while it is missing creates it and crashes, so tests can watch Tune retry from the checkpoint.
-# Epoch 4: after the experiment snapshot Tune forces at a trial's third checkpoint (``num_to_keep=3``), so the
-# stored result rows lag the driver's when the trial restarts (tune_mlp.search.recovery).
-CRASH_ONCE_ENV = "TUNE_MLP_CRASH_ONCE"
-CRASH_AFTER_EPOCH = 4
 
 
 def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudget | None = None) -> TrainConfig:
@@ -74,7 +66,6 @@ def report_epochs(epochs: Iterable[Epoch], config: TrainConfig, resumed_from: in
         with tempfile.TemporaryDirectory() as directory:
             save(directory, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        maybe_crash_once(metrics["epoch"])
 
 
 def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus_per_trial: int = 1,
@@ -98,10 +89,3 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
     finally:
         # Trials reuse actors: without this, every trial's data copies and Python objects stay.
         trainer.close()
-
-
-def maybe_crash_once(epoch: int) -> None:
-    marker = os.environ.get(CRASH_ONCE_ENV)
-    if marker and epoch == CRASH_AFTER_EPOCH and not Path(marker).exists():
-        Path(marker).write_text("crashed once\n")
-        raise RuntimeError(f"injected crash after epoch {epoch} ({CRASH_ONCE_ENV}={marker})")
