@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
 from analysis import plots_eval, plots_search
+from analysis.accounting import budget_accounting
 from analysis.importance import hyperparameter_importance
 from analysis.objective import Objective
 from analysis.parallel import parallel_coordinates
@@ -24,7 +25,6 @@ from tune_mlp import storage
 from tune_mlp.data import Splits, load_splits
 from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.mlp.evaluate import evaluate_weights
-from analysis.accounting import budget_accounting
 from tune_mlp.search.results import Experiment, load_experiment
 
 TRIAL_TABLE_ROWS = 20

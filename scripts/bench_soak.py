@@ -53,7 +53,6 @@ def soak_trial(config: dict[str, Any], splits: Any, max_epochs: int, log: str) -
 def run_phase(phase: str, trials_per_actor: int, trials: int, splits: Any, workers: int,
               storage: Path) -> list[dict[str, Any]]:  # fmt: skip
     from ray import tune
-
     from tune_mlp.search.actors import GENERATION_KEY, TrialResources, generation
 
     log = storage / f"rss-{phase}.jsonl"

@@ -19,8 +19,8 @@ import ray
 from conftest import FAIR_SHARE, FASHION_DIR, REPO, write_space
 from test_bad_input import TF_BANNER
 
-from tune_mlp.errors import UserInputError
 from analysis.accounting import busiest_overlap, trial_intervals
+from tune_mlp.errors import UserInputError
 from tune_mlp.search.options import SearchOptions, trial_slots
 
 

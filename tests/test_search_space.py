@@ -216,16 +216,26 @@ def test_sweep_parameter_errors_name_key_and_fix(tmp_path, text: str, message: s
     assert message in str(error.value) and path in str(error.value)
 
 
-def test_the_pyll_function_sweep_distributions_register_is_where_it_was_checked() -> None:
-    """SweepHyperOptSearch adds ``_sweep_ppf`` to hyperopt's pyll scope: checked against hyperopt 0.3.0."""
-    import hyperopt
-    from hyperopt.pyll import scope
+def test_hyperopt_space_maps_each_quantile_through_the_distribution(tmp_path) -> None:
+    """SweepHyperOptSearch hands HyperOpt a uniform u per W&B distribution and the trial gets the distribution's
+    quantile at u: evaluated through HyperOpt's public ``space_eval``, so it holds (or fails) on any HyperOpt."""
+    from hyperopt import space_eval
 
     from tune_mlp.search.extend import SweepHyperOptSearch
 
-    assert hyperopt.__version__ == "0.3.0", (
-        f"hyperopt {hyperopt.__version__}: re-check SweepHyperOptSearch.convert_search_space "
-        "(scope.define_if_new, scope._sweep_ppf) in tune_mlp/search/extend.py, then update this pin"
-    )
-    SweepHyperOptSearch.convert_search_space({})
-    assert hasattr(scope, "_sweep_ppf")
+    space = load_space(
+        write(
+            tmp_path,
+            "parameters:\n  momentum: {distribution: beta, a: 2, b: 5}\n"
+            "  weight_decay: {distribution: log_normal, mu: -7, sigma: 1}\n"
+            "  batch_size: {values: [32, 64], probabilities: [0.25, 0.75]}\n",
+        )
+    ).tune_space()
+    SweepHyperOptSearch.convert_search_space(space)  # a second conversion reuses the registered function
+    hyperopt_space = SweepHyperOptSearch.convert_search_space(space)
+    for u in (0.01, 0.5, 0.99):
+        config = space_eval(hyperopt_space, {"momentum": u, "weight_decay": u, "batch_size": 1})
+        assert config == {"momentum": space["momentum"].ppf(u), "weight_decay": space["weight_decay"].ppf(u),
+                          "batch_size": 64}  # fmt: skip
+    assert space_eval(hyperopt_space, {"momentum": 0.5, "weight_decay": 0.5, "batch_size": 0})["batch_size"] == 32
+    assert 0.2 < space["momentum"].ppf(0.5) < 0.3  # beta(2, 5)'s median is 0.264: the quantile, not u itself
