@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FASHION_DIR, REPO, TINY_SPACE
+from wandb_runs import read_run
 
 
 def files_holding(root: Path, secret: bytes) -> list[Path]:
@@ -50,6 +52,11 @@ def test_a_wandb_key_reaches_no_file_of_a_search(tmp_path: Path) -> None:
         assert ran.returncode == 0, output.decode(errors="replace")[-4000:]
         offline_runs = list(storage.rglob("offline-run-*"))
         assert len(offline_runs) == 2, f"2 W&B offline runs expected, found {offline_runs}"
+        for offline in offline_runs:  # each the run of its trial, with the trial's numbers
+            rows = [json.loads(line) for line in (offline.parent.parent / "result.json").read_text().splitlines()]
+            run = read_run(offline)
+            assert run.id == rows[0]["trial_id"] and run.group == "secret"
+            assert [row["val_accuracy"] for row in run.history] == [row["val_accuracy"] for row in rows]
         sessions = list(ray_tmp.rglob("session_*/logs"))
         assert sessions, f"no Ray session logs under {ray_tmp}"
         scanned = [p for root in (storage, home, cwd, ray_tmp) for p in root.rglob("*") if p.is_file()]

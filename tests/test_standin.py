@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import ray
 from conftest import FASHION_DIR, REPO
+from wandb_runs import read_run
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.mlp.checkpoint import load_checkpoint
@@ -54,8 +55,16 @@ def test_a_standin_search_runs_every_trial_keeps_best_three_checkpoints_and_logs
         assert load_checkpoint(kept[-1]).epoch == reported  # the latest is always kept
         assert len((trial / "progress.csv").read_text().splitlines()) == reported + 1  # a header, a row an epoch
         assert not list(trial.glob("events.out.tfevents.*"))  # TensorBoard's files only with --tensorboard
-    runs = list(standin_search.glob("trial_*/wandb/offline-run-*"))
-    assert len(runs) == 20  # one run per trial, written by one logging actor
+    for trial in trials:  # one W&B run per trial (one logging actor), holding the trial's numbers and config
+        (offline,) = trial.glob("wandb/offline-run-*")
+        run = read_run(offline)
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert (run.id, run.project, run.group) == (rows[0]["trial_id"], "tune_mlp_tests", "standin")
+        assert trial.name == f"trial_{run.id}" and run.id in run.name
+        logged = [(row["training_iteration"], row["epoch"], row["val_accuracy"]) for row in run.history]
+        assert logged == [(row["training_iteration"], row["epoch"], row["val_accuracy"]) for row in rows]
+        params = json.loads((trial / "params.json").read_text())
+        assert {key: run.config[key] for key in params} == params and run.config["trial_id"] == run.id
     best = json.loads((standin_search / "best.json").read_text())
     assert best["trials"] == 20 and best["errored_trials"] == 0
     assert best["best"]["score"] > 0.85  # TPE found a good region of the made-up curve
