@@ -28,7 +28,6 @@ from typing import Any
 
 from ray.tune.logger import LoggerCallback
 
-
 logger = logging.getLogger(__name__)
 
 UPLOAD_TIMEOUT_S = 1800  # as Ray's callback: how long the search's end waits for the runs to finish uploading
