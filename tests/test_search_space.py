@@ -145,7 +145,7 @@ parameters:
 
 
 def test_hyperopt_searches_every_distribution(tmp_path) -> None:
-    from tune_mlp.search.extend import SweepHyperOptSearch
+    from tune_mlp.search.searchers import TPE
 
     space = load_space(
         write(
@@ -155,7 +155,7 @@ def test_hyperopt_searches_every_distribution(tmp_path) -> None:
             "  weight_decay: {distribution: log_normal, mu: -7, sigma: 1}\n  loss: {value: mse}\n",
         )
     ).tune_space()
-    searcher = SweepHyperOptSearch(random_state_seed=0)
+    searcher = TPE(random_state_seed=0)
     assert searcher.set_search_properties("val_accuracy", "max", space)
     configs = [searcher.suggest(str(i)) for i in range(5)]
     assert all(c["loss"] == "mse" and c["batch_size"] in (32, 64) and 0 <= c["momentum"] <= 1 for c in configs)
@@ -214,18 +214,3 @@ def test_sweep_parameter_errors_name_key_and_fix(tmp_path, text: str, message: s
     with pytest.raises(SearchSpaceError) as error:
         load_space(path)
     assert message in str(error.value) and path in str(error.value)
-
-
-def test_the_pyll_function_sweep_distributions_register_is_where_it_was_checked() -> None:
-    """SweepHyperOptSearch adds ``_sweep_ppf`` to hyperopt's pyll scope: checked against hyperopt 0.3.0."""
-    import hyperopt
-    from hyperopt.pyll import scope
-
-    from tune_mlp.search.extend import SweepHyperOptSearch
-
-    assert hyperopt.__version__ == "0.3.0", (
-        f"hyperopt {hyperopt.__version__}: re-check SweepHyperOptSearch.convert_search_space "
-        "(scope.define_if_new, scope._sweep_ppf) in tune_mlp/search/extend.py, then update this pin"
-    )
-    SweepHyperOptSearch.convert_search_space({})
-    assert hasattr(scope, "_sweep_ppf")
