@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.hyperopt import HyperOptSearch
@@ -64,8 +65,9 @@ class TPE(Quantiles, HyperOptSearch):
     than start-up points its model was first fitted on running trials (the replay benchmark, docs/benchmarks.md,
     measured it at 8 and 32 workers). No repeats: every trial trains with the same seed, so a config tried before
     would only give its result again, yet TPE on a small discrete space proposes its favourite again and again (4 of
-    20 trials of a study search were one config). Both live in HyperOpt's own plug point, the ``algo`` function
-    HyperOptSearch calls with HyperOpt's trials (``tpe_after_results``); ``repeats=True`` keeps HyperOpt's own.
+    20 trials of a study search were one config). Both live in HyperOpt's own plug point, the algorithm function
+    called with HyperOpt's trials (``tpe_after_results``), which HyperOptSearch holds in its public ``algo`` (set
+    from ``n_initial_points`` and ``gamma``): ours is set once the space is known. ``repeats=True``: HyperOpt's own.
     """
 
     def __init__(self, n_initial_points: int = 20, random_state_seed: int | None = None, gamma: float = 0.25,
@@ -141,7 +143,13 @@ def build(name: str, space: dict[str, Any], seed: int, concurrency: int, startup
         tpe = TPE(n_initial_points=startup, random_state_seed=seed, evaluated=evaluated, points_to_evaluate=points)
         return ConcurrencyLimiter(tpe, max_concurrent=concurrency)
     if name == "optuna":
-        return ConcurrencyLimiter(optuna_tpe(seed, startup, evaluated, points), max_concurrent=concurrency)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial otherwise
+        tpe = OptunaTPE(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+                        points_to_evaluate=[p["config"] for p in evaluated] or points or None,
+                        evaluated_rewards=[p["reward"] for p in evaluated] or None)  # fmt: skip
+        return ConcurrencyLimiter(tpe, max_concurrent=concurrency)
     if name == "bohb":
         from ray.tune.search.bohb import TuneBOHB
 
@@ -150,42 +158,26 @@ def build(name: str, space: dict[str, Any], seed: int, concurrency: int, startup
     return None
 
 
-def optuna_tpe(seed: int, startup: int, evaluated: Points, points: Points) -> Searcher:
-    """Ray's OptunaSearch (Optuna's TPESampler) over every W&B distribution, the earlier results told as rewards."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial otherwise
-    return OptunaTPE(
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
-        points_to_evaluate=[p["config"] for p in evaluated] or points or None,
-        evaluated_rewards=[p["reward"] for p in evaluated] or None,
-    )
-
-
 class WarmASHA(ASHAScheduler):
     """ASHA on epochs that starts with an extension's earlier trials at its rungs, so that the new part's first
-    trials have peers to lose to: each is told as a trial that ran (``on_trial_add``, a result per epoch,
-    ``on_trial_complete``) once Tune has given the metric."""
+    trials have peers to lose to: each is told as a trial that ran (ASHA's public trial events) once Tune has given
+    the metric. In the replay (20 trials then 20 more, 4 workers, 20 seeds; scores of the second part, told / not
+    told): the study table 84 / 92 epochs, test picked 0.881 / 0.880; the default table 289 / 281 (sd 70), 0.901 /
+    0.901. A small saving where rungs decide early, none measurable on long curves."""
 
     def __init__(self, earlier: dict[str, dict[int, float]], **asha: Any) -> None:
         self._earlier = earlier  # trial_id: {epoch: score}
         super().__init__(time_attr="epoch", **asha)
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        from ray.tune.experiment import Trial
-
         if not super().set_search_properties(metric, mode, **spec):
             return False
         for trial_id, scores in self._earlier.items():
             trial = Trial("earlier", trial_id=f"earlier_{trial_id}", stub=True)  # never a new trial's id
-            results = [{"epoch": epoch, self.metric: score} for epoch, score in sorted(scores.items())]
             self.on_trial_add(None, trial)
-            for result in results:
-                self.on_trial_result(None, trial, result)
-            if results:
-                self.on_trial_complete(None, trial, results[-1])
-            else:
-                self.on_trial_remove(None, trial)
+            for epoch, score in sorted(scores.items()):
+                self.on_trial_result(None, trial, {"epoch": epoch, self.metric: score})
+            self.on_trial_remove(None, trial)  # it ran before: its scores stay at the rungs
         return True
 
 
