@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import cloudpickle
 import pytest
 from conftest import FAIR_SHARE, FASHION_DIR, REPO, TINY_SPACE, search_cli, state_saved, write_space
 
@@ -26,6 +25,7 @@ from tune_mlp.search.budget import (
 )
 from tune_mlp.search.options import BUDGET_MAX_EPOCHS, PLAN_DEFAULTS, UNTIL_BUDGET, SearchOptions, search_plan
 from tune_mlp.search.results import load_experiment
+from tune_mlp.search.searchers import TPE
 from tune_mlp.search.sweep import describe_plan
 
 # Tune's TimeoutStopper counts what is left of the budget from its first step after restoring the experiment:
@@ -226,22 +226,23 @@ def test_a_resumed_budgeted_search_ends_by_its_budget_within_what_was_left(tmp_p
     assert all(timestamp <= second["ended"] for timestamp in after)
 
 
-def test_the_private_state_an_extension_writes_is_where_it_was_checked() -> None:
-    """seed_rungs writes ASHA's rungs, WarmHyperOptSearch HyperOpt's trials: private, so pinned versions."""
-    import hyperopt
-    import ray
-    from ray.tune.schedulers import ASHAScheduler
+def test_an_extensions_asha_meets_the_earlier_trials_at_its_rungs() -> None:
+    """The earlier trials are told to ASHA as trials that ran (its public trial events), so a new trial below them
+    at a rung stops there; alone, ASHA lets the first trial at a rung go on."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
 
-    from tune_mlp.search.extend import seed_rungs
+    from tune_mlp.search.searchers import WarmASHA
 
-    versions = (ray.__version__, hyperopt.__version__)
-    assert versions == ("2.60.0", "0.3.0"), (
-        f"ray {ray.__version__}, hyperopt {hyperopt.__version__}: re-check tune_mlp.search.extend (ASHA's "
-        "_brackets[i]._rungs, HyperOptSearch._hpopt_trials) against the new versions, then update this pin"
-    )
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=9, grace_period=1, reduction_factor=3)
-    assert seed_rungs(scheduler, {"old": {1: 0.5, 3: 0.6}}) == 2
-    assert [dict(rung) for _, rung in scheduler._brackets[0]._rungs if rung] == [{"old": 0.6}, {"old": 0.5}]
+    earlier = {"old_1": {1: 0.90, 2: 0.91, 3: 0.95}, "old_2": {1: 0.80}, "no_epochs": {}}
+    decisions = {}
+    for name, histories in (("warm", earlier), ("cold", {})):
+        asha = WarmASHA(histories, max_t=9, grace_period=1, reduction_factor=3)
+        assert asha.set_search_properties("val_accuracy", "max")
+        new = Trial("new", trial_id="new_1", stub=True)
+        asha.on_trial_add(None, new)
+        decisions[name] = asha.on_trial_result(None, new, {"epoch": 1, "val_accuracy": 0.5})
+    assert decisions == {"warm": TrialScheduler.STOP, "cold": TrialScheduler.CONTINUE}
 
 
 EXTEND_ARGS = (*STAND_IN, "--max-epochs", "2", "--grace-period", "1", "--initial-points", "2", "--no_wandb")
@@ -277,11 +278,13 @@ def test_extending_runs_exactly_the_new_trials_warm_started_from_the_earlier_one
         for trial in first_trials
     }
     assert {w["trial_id"]: w["reward"] for w in warm} == pytest.approx(scores)
-    # ... and its saved TPE history holds them as finished trials next to its own two.
+    # ... and its saved TPE history (restored as Tune restores a searcher) holds them as finished trials next to its
+    # own two.
     (state_file,) = (root / "part-2").glob("searcher-state-*.pkl")
-    with open(state_file, "rb") as handle:
-        tpe = cloudpickle.load(handle)["_hpopt_trials"]
-    losses = sorted(-t["result"]["loss"] for t in tpe.trials if t["result"].get("status") == "ok")
+    tpe = TPE()
+    tpe.restore(str(state_file))
+    trials = tpe.get_state()["hyperopt_trials"]
+    losses = sorted(-loss for loss, status in zip(trials.losses(), trials.statuses()) if status == "ok")
     assert len(losses) == 4
     assert all(any(loss == pytest.approx(score) for loss in losses) for score in scores.values())
 

@@ -16,8 +16,7 @@ from tune_mlp.search.distributions import OWN_SAMPLER, SweepDistribution
 
 pytest.importorskip("optuna", reason="--searcher optuna needs the peers extra")
 
-from tune_mlp.search.extend import WarmHyperOptSearch  # noqa: E402
-from tune_mlp.search.optuna_tpe import SweepOptunaSearch  # noqa: E402
+from tune_mlp.search.searchers import build  # noqa: E402
 
 MOMENTUM = {"distribution": "normal", "mu": 0.9, "sigma": 0.05}
 WIDTH = {"distribution": "categorical_w_probabilities", "values": [16, 32, 64], "probabilities": [0.2, 0.5, 0.3]}
@@ -58,7 +57,7 @@ def test_a_sweep_value_maps_back_to_a_quantile_that_gives_it_again(kind: str) ->
 
 
 def test_optuna_starts_from_the_earlier_results_and_proposes_every_distribution() -> None:
-    searcher = SweepOptunaSearch(seed=0, startup=2, evaluated=WARM)
+    searcher = build("optuna", _space(), seed=0, concurrency=1, startup=2, evaluated=WARM).searcher
     assert searcher.set_search_properties("val_accuracy", "max", _space())
     momentum = SweepDistribution("momentum", MOMENTUM)
     # The two results are finished Optuna trials before the first suggestion, a sweep parameter as its quantile.
@@ -78,14 +77,20 @@ def test_optuna_starts_from_the_earlier_results_and_proposes_every_distribution(
 
 
 def test_hyperopt_is_told_an_earlier_sweep_value_as_its_quantile() -> None:
-    """TPE models ``momentum ~ normal`` as a uniform quantile: an earlier 0.91 is u = 0.58, not 0.91."""
-    searcher = WarmHyperOptSearch(n_initial_points=2, random_state_seed=0, evaluated=WARM)
+    """TPE models ``momentum ~ normal`` as a uniform quantile: an earlier 0.91 is u = 0.58, not 0.91; both earlier
+    results are finished HyperOpt trials (``get_state``: HyperOpt's own trials) before the first proposal."""
+    searcher = build("hyperopt", _space(), seed=0, concurrency=1, startup=2, evaluated=WARM).searcher
     assert searcher.set_search_properties("val_accuracy", "max", _space())
-    values = [doc["misc"]["vals"] for doc in searcher._hpopt_trials.trials]
-    momentum = SweepDistribution("momentum", MOMENTUM)
-    assert values[0]["momentum"] == pytest.approx([momentum.quantile(0.91)])
-    assert values[0]["momentum"][0] == pytest.approx(0.579, abs=1e-3)
-    assert [v["hidden_size"] for v in values] == [[2], [0]]  # the weighted choice: its index
+    trials = searcher.get_state()["hyperopt_trials"]
+    assert trials.statuses() == ["ok", "ok"] and sorted(trials.losses()) == [-0.8, -0.6]  # HyperOpt minimises
+    momentum, width = (SweepDistribution(field, spec) for field, spec in SPEC_FOR.items())
+    told = {-trial["result"]["loss"]: trial["misc"]["vals"] for trial in trials.trials}  # reward: values
+    assert told[0.8]["momentum"] == pytest.approx([momentum.quantile(0.91)])
+    assert told[0.8]["momentum"][0] == pytest.approx(0.579, abs=1e-3)
+    assert told[0.8]["hidden_size"] + told[0.6]["hidden_size"] == pytest.approx([0.85, 0.1])  # 64 and 16
+    config = searcher.suggest("next")
+    assert config["hidden_size"] in (16, 32, 64) and 0.0 <= config["momentum"] <= 1.0
+    assert len(searcher.get_state()["hyperopt_trials"].trials) == 3
 
 
 SWEEP = """\
@@ -138,7 +143,7 @@ def test_an_optuna_search_over_w_and_b_distributions_extends_warm_started(tmp_pa
 
 def test_the_sweep_files_points_run_first_as_given_and_stay_unchanged() -> None:
     points = [{"learning_rate": 1e-3, "momentum": 0.9, "hidden_size": 32}]
-    searcher = SweepOptunaSearch(seed=0, startup=2, points=points)
+    searcher = build("optuna", _space(), seed=0, concurrency=1, startup=2, points=points).searcher
     assert searcher.set_search_properties("val_accuracy", "max", _space())
     assert searcher.suggest("first") == pytest.approx(points[0])  # through its quantile and back
     assert points == [{"learning_rate": 1e-3, "momentum": 0.9, "hidden_size": 32}]  # the plan's own list

@@ -145,7 +145,7 @@ parameters:
 
 
 def test_hyperopt_searches_every_distribution(tmp_path) -> None:
-    from tune_mlp.search.extend import SweepHyperOptSearch
+    from tune_mlp.search.searchers import TPE
 
     space = load_space(
         write(
@@ -155,7 +155,7 @@ def test_hyperopt_searches_every_distribution(tmp_path) -> None:
             "  weight_decay: {distribution: log_normal, mu: -7, sigma: 1}\n  loss: {value: mse}\n",
         )
     ).tune_space()
-    searcher = SweepHyperOptSearch(random_state_seed=0)
+    searcher = TPE(random_state_seed=0)
     assert searcher.set_search_properties("val_accuracy", "max", space)
     configs = [searcher.suggest(str(i)) for i in range(5)]
     assert all(c["loss"] == "mse" and c["batch_size"] in (32, 64) and 0 <= c["momentum"] <= 1 for c in configs)
@@ -214,28 +214,3 @@ def test_sweep_parameter_errors_name_key_and_fix(tmp_path, text: str, message: s
     with pytest.raises(SearchSpaceError) as error:
         load_space(path)
     assert message in str(error.value) and path in str(error.value)
-
-
-def test_hyperopt_space_maps_each_quantile_through_the_distribution(tmp_path) -> None:
-    """SweepHyperOptSearch hands HyperOpt a uniform u per W&B distribution and the trial gets the distribution's
-    quantile at u: evaluated through HyperOpt's public ``space_eval``, so it holds (or fails) on any HyperOpt."""
-    from hyperopt import space_eval
-
-    from tune_mlp.search.extend import SweepHyperOptSearch
-
-    space = load_space(
-        write(
-            tmp_path,
-            "parameters:\n  momentum: {distribution: beta, a: 2, b: 5}\n"
-            "  weight_decay: {distribution: log_normal, mu: -7, sigma: 1}\n"
-            "  batch_size: {values: [32, 64], probabilities: [0.25, 0.75]}\n",
-        )
-    ).tune_space()
-    SweepHyperOptSearch.convert_search_space(space)  # a second conversion reuses the registered function
-    hyperopt_space = SweepHyperOptSearch.convert_search_space(space)
-    for u in (0.01, 0.5, 0.99):
-        config = space_eval(hyperopt_space, {"momentum": u, "weight_decay": u, "batch_size": 1})
-        assert config == {"momentum": space["momentum"].ppf(u), "weight_decay": space["weight_decay"].ppf(u),
-                          "batch_size": 64}  # fmt: skip
-    assert space_eval(hyperopt_space, {"momentum": 0.5, "weight_decay": 0.5, "batch_size": 0})["batch_size"] == 32
-    assert 0.2 < space["momentum"].ppf(0.5) < 0.3  # beta(2, 5)'s median is 0.264: the quantile, not u itself

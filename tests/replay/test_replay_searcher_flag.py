@@ -37,11 +37,13 @@ def test_peer_searchers_are_the_real_ones() -> None:
     from ray.tune.search.bohb import TuneBOHB
     from ray.tune.search.optuna import OptunaSearch
 
-    optuna = peers.peer_searcher("optuna", seed=1, concurrency=3)
+    from tune_mlp.search.searchers import build
+
+    optuna = build("optuna", {}, seed=1, concurrency=3, startup=10)
     assert isinstance(optuna, ConcurrencyLimiter) and isinstance(optuna.searcher, OptunaSearch)
     assert optuna.max_concurrent == 3
-    assert isinstance(peers.peer_searcher("bohb", seed=1, concurrency=3), TuneBOHB)
-    assert peers.peer_searcher("random", seed=1, concurrency=3) is None
+    assert isinstance(build("bohb", {}, seed=1, concurrency=3, startup=10), TuneBOHB)
+    assert build("random", {}, seed=1, concurrency=3, startup=10) is None
 
 
 def test_the_replay_variants_that_name_the_cause_of_optunas_lead() -> None:

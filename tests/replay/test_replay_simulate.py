@@ -17,7 +17,7 @@ from ray.tune.search import ConcurrencyLimiter
 from tune_mlp.replay.floor import expected_best_test, outcomes, random_floor
 from tune_mlp.replay.simulate import _max_pending, optimum, simulate, time_to_near
 from tune_mlp.replay.table import CURVE_COLUMNS, load_table
-from tune_mlp.search.extend import WarmHyperOptSearch
+from tune_mlp.search.searchers import TPE
 
 # config id: (hidden_size, optimizer, val accuracy per epoch, seconds per epoch, test = val + this)
 CURVES = {
@@ -44,7 +44,7 @@ def write_table(path: Path, curves: dict = CURVES, seeds: tuple[int, ...] = (0,)
 def test_two_workers_replay_exactly(tmp_path: Path) -> None:
     table = load_table(write_table(tmp_path / "tiny.csv.gz"))
     points = [{"hidden_size": CURVES[i][0], "optimizer": CURVES[i][1]} for i in range(4)]
-    searcher = ConcurrencyLimiter(WarmHyperOptSearch(points_to_evaluate=points, random_state_seed=0), max_concurrent=2)
+    searcher = ConcurrencyLimiter(TPE(points_to_evaluate=points, random_state_seed=0), max_concurrent=2)
     scheduler = ASHAScheduler(time_attr="epoch", max_t=4, grace_period=1, reduction_factor=2)
     space = {"hidden_size": tune.choice([64, 128]), "optimizer": tune.choice(["sgd", "adam"])}
     run = simulate(table, searcher, scheduler, space=space, workers=2, samples=4, seed=0)
@@ -81,8 +81,8 @@ def test_two_workers_replay_exactly(tmp_path: Path) -> None:
 
 def test_max_pending_is_the_concurrency_limit() -> None:
     # Ray 2.60 TuneController._get_max_pending_trials: a ConcurrencyLimiter's limit, else 1 for a Searcher
-    assert _max_pending(ConcurrencyLimiter(WarmHyperOptSearch(), max_concurrent=7)) == 7
-    assert _max_pending(WarmHyperOptSearch()) == 1
+    assert _max_pending(ConcurrencyLimiter(TPE(), max_concurrent=7)) == 7
+    assert _max_pending(TPE()) == 1
 
 
 def test_random_floor_is_brute_force(tmp_path: Path) -> None:
@@ -110,14 +110,14 @@ def test_tpe_waits_for_scored_trials() -> None:
              "learning_rate": tune.loguniform(1e-4, 1e-1)}  # fmt: skip
 
     def draws(initial: int) -> list[dict]:
-        searcher = WarmHyperOptSearch(n_initial_points=initial, random_state_seed=5)
+        searcher = TPE(n_initial_points=initial, random_state_seed=5)
         searcher.set_search_properties("val_accuracy", "max", space)
         return [searcher.suggest(str(i)) for i in range(8)]
 
     assert draws(6) == draws(100)
     warm = [{"trial_id": "a", "config": draws(100)[0], "reward": 0.8}, {"trial_id": "b", "config": draws(100)[1],
             "reward": 0.7}]  # fmt: skip
-    searcher = WarmHyperOptSearch(n_initial_points=2, random_state_seed=5, evaluated=warm)
+    searcher = TPE(n_initial_points=2, random_state_seed=5, evaluated=warm)
     searcher.set_search_properties("val_accuracy", "max", space)
     assert searcher.suggest("0") != draws(100)[0]  # two scored (warm) trials: TPE from the first suggestion
 
@@ -128,7 +128,7 @@ def test_tpe_proposes_no_config_twice_until_the_space_is_spent() -> None:
     score = {64: 0.80, 128: 0.85, 256: 0.84, "sgd": 0.0, "adam": 0.05, "nadam": 0.04}
 
     def search(seed: int, repeats: bool, trials: int) -> list[tuple]:
-        searcher = WarmHyperOptSearch(n_initial_points=2, random_state_seed=seed, repeats=repeats)
+        searcher = TPE(n_initial_points=2, random_state_seed=seed, repeats=repeats)
         searcher.set_search_properties("val_accuracy", "max", space)
         out = []
         for i in range(trials):
@@ -162,8 +162,8 @@ def test_the_ray_calls_the_replay_mirrors() -> None:
     from ray.tune.execution.tune_controller import TuneController, _get_max_pending_trials
     from ray.tune.search import SearchGenerator
 
-    assert _get_max_pending_trials(SearchGenerator(ConcurrencyLimiter(WarmHyperOptSearch(), max_concurrent=7))) == 7
-    assert _get_max_pending_trials(SearchGenerator(WarmHyperOptSearch())) == 1
+    assert _get_max_pending_trials(SearchGenerator(ConcurrencyLimiter(TPE(), max_concurrent=7))) == 7
+    assert _get_max_pending_trials(SearchGenerator(TPE())) == 1
     source = inspect.getsource(TuneController._process_trial_result)
     scheduler, searcher = source.index("_scheduler_alg.on_trial_result"), source.index("_search_alg.on_trial_result")
     assert scheduler < searcher  # the scheduler decides first; the searcher hears the result only without STOP
@@ -176,7 +176,7 @@ def test_a_fixed_training_seed_replays_what_a_real_search_trains(tmp_path: Path)
     space = {"hidden_size": tune.choice([64, 128]), "optimizer": tune.choice(["sgd", "adam"])}
     picked = {}
     for seed_index in (0, 1):
-        searcher = ConcurrencyLimiter(WarmHyperOptSearch(random_state_seed=0), max_concurrent=2)
+        searcher = ConcurrencyLimiter(TPE(random_state_seed=0), max_concurrent=2)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=4, grace_period=1, reduction_factor=2)
         run = simulate(table, searcher, scheduler, space=space, workers=2, samples=4, seed=3,
                        training_seed=seed_index)  # fmt: skip

@@ -4,7 +4,7 @@ Each entry of ``PEERS`` makes a fresh (searcher, scheduler) pair for one replay 
 worker count (Tune's ``max_concurrent_trials``: a ``ConcurrencyLimiter``), the seed, the trial length
 ``max_t``, and ``startup``: random trials before the model takes over (None: the library's own default).
 
-    ours        WarmHyperOptSearch (TPE), n_initial_points as our CLI sets it for W workers (6; above 8, W/2)
+    ours        tune_mlp.search.searchers.TPE, n_initial_points as our CLI sets it for W workers (6; above 8, W/2)
                 counted in scored trials,
                 no config tried twice, + ASHA (grace 3, eta 3)
     ours-repeats ours letting TPE propose a config it has tried before (HyperOpt's own behaviour)
@@ -71,11 +71,11 @@ def _scheduler(setting: Setting) -> TrialScheduler:
                          reduction_factor=ETA)  # fmt: skip
 
 
-def ours(setting: Setting, repeats: bool = False) -> tuple[Searcher, TrialScheduler]:
-    from tune_mlp.search.extend import WarmHyperOptSearch
+def ours(setting: Setting, repeats: bool = False, gamma: float = 0.25) -> tuple[Searcher, TrialScheduler]:
+    from tune_mlp.search.searchers import TPE
 
     startup = initial_points_for(setting.workers, setting.startup)  # the search's default for this many workers
-    tpe = WarmHyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed, repeats=repeats)
+    tpe = TPE(n_initial_points=startup, random_state_seed=setting.seed, gamma=gamma, repeats=repeats)
     return ConcurrencyLimiter(tpe, max_concurrent=setting.workers), _scheduler(setting)
 
 
@@ -84,22 +84,16 @@ def ours_repeats(setting: Setting) -> tuple[Searcher, TrialScheduler]:
 
 
 def ours_before(setting: Setting) -> tuple[Searcher, TrialScheduler]:
-    """Ours as it was before the replay: HyperOpt's own start-up count (running trials count), repeats allowed."""
-    from hyperopt import tpe as hyperopt_tpe
+    """Ours as it was before the replay: Ray's HyperOptSearch as it comes (running trials count, repeats allowed)."""
+    from ray.tune.search.hyperopt import HyperOptSearch
 
-    limiter, scheduler = ours(setting, repeats=True)
-    limiter.searcher.algo = functools.partial(hyperopt_tpe.suggest, **limiter.searcher.algo.keywords)
-    return limiter, scheduler
+    startup = initial_points_for(setting.workers, setting.startup)
+    tpe = HyperOptSearch(n_initial_points=startup, random_state_seed=setting.seed)
+    return ConcurrencyLimiter(tpe, max_concurrent=setting.workers), _scheduler(setting)
 
 
 def ours_gamma(gamma: float) -> Callable[[Setting], tuple[Searcher, TrialScheduler]]:
-    def make(setting: Setting) -> tuple[Searcher, TrialScheduler]:
-        limiter, scheduler = ours(setting)
-        algo = limiter.searcher.algo  # functools.partial(tpe_after_results, n_startup_jobs=...)
-        limiter.searcher.algo = functools.partial(algo.func, **{**algo.keywords, "gamma": gamma})
-        return limiter, scheduler
-
-    return make
+    return functools.partial(ours, gamma=gamma)
 
 
 def random(setting: Setting) -> tuple[Searcher, TrialScheduler]:

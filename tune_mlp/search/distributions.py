@@ -3,12 +3,10 @@
 Where Tune has the domain (uniform, log-uniform, their quantized forms, int_uniform, categorical), it is
 used as is. The rest (``categorical_w_probabilities``, ``normal``/``q_normal``, ``log_normal``/``q_log_normal``,
 ``beta``/``q_beta``, and quantized ranges whose bounds are off the ``q`` grid, which Tune refuses) become a
-``SweepDistribution``: random search draws from it directly, and
-``SweepHyperOptSearch`` (in ``tune_mlp.search.extend``, so that HyperOpt and SciPy load only where a search
-runs) hands TPE a uniform (0, 1) quantile mapped through the distribution's inverse CDF
-(weighted values become HyperOpt's own ``pchoice``). So ``method: bayes`` stays TPE for every
-distribution. Their draws are clipped into the field's range (a normal on ``momentum`` stays in [0, 1])
-and rounded for integer fields, so the config Tune records is the config that trains. Formulas follow
+``SweepDistribution``: random search draws from it directly, and a TPE searches a uniform (0, 1) quantile
+mapped through the distribution's inverse CDF (``tune_mlp.search.searchers.Quantiles``), so ``method: bayes``
+stays TPE for every distribution. Their draws are clipped into the field's range (a normal on ``momentum`` stays
+in [0, 1]) and rounded for integer fields, so the config Tune records is the config that trains. Formulas follow
 ``wandb/sweeps`` ``params.py``: the deprecated ``log_uniform``/``q_log_uniform``/``inv_log_uniform`` take
 natural-log bounds, and an inverse log-uniform value is itself log-uniform (1/X of a log-uniform X is).
 """

@@ -9,20 +9,16 @@ state stays consistent and an interrupted part resumes with ``Tuner.restore`` li
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
-from ray.tune.search.hyperopt import HyperOptSearch
 
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
-from tune_mlp.search.distributions import SweepDistribution, sweep_parameters
 from tune_mlp.search.recovery import torn_state
 from tune_mlp.search.results import load_results
 
@@ -141,153 +137,6 @@ def _histories(results: list[Any], metric: str) -> list[dict[str, Any]]:
         scores = {int(e): float(s) for e, s in zip(frame["epoch"], frame[metric]) if math.isfinite(s)}
         rows.append({"trial_id": str(frame["trial_id"].iloc[-1]), "history": scores})
     return rows
-
-
-def seed_rungs(scheduler: Any, histories: dict[str, dict[int, float]]) -> int:
-    """Give ASHA the earlier trials' scores at its rungs, so the new part's first trials have peers to lose to.
-
-    ASHA keeps each rung's scores in ``_brackets[i]._rungs`` as (milestone, {trial_id: score}); returns how
-    many scores were entered. Private state: Tune has no public way to give a scheduler results from outside
-    the run. Checked against ray 2.60.0 (tests/test_budget_extend.py fails when another version is installed).
-    """
-    entered = 0
-    for bracket in getattr(scheduler, "_brackets", []):
-        for milestone, recorded in bracket._rungs:
-            for trial_id, scores in histories.items():
-                if int(milestone) in scores:
-                    recorded[trial_id] = scores[int(milestone)]
-                    entered += 1
-    return entered
-
-
-def _sweep_ppf(u: float, domain: SweepDistribution) -> Any:
-    return domain.ppf(u)
-
-
-class SweepHyperOptSearch(HyperOptSearch):
-    """HyperOpt TPE that also searches ``SweepDistribution`` parameters (via their quantile)."""
-
-    @staticmethod
-    def convert_search_space(spec: dict, prefix: str = "") -> dict:
-        import hyperopt as hpo
-        from hyperopt.pyll import scope
-
-        # hyperopt's way to add a function to its graph language (pyll); checked against hyperopt 0.3.0
-        # (tests/test_search_space.py fails when another version is installed).
-        scope.define_if_new(_sweep_ppf)  # registers it; the node is scope._sweep_ppf
-        ours = sweep_parameters(spec)
-        rest = {key: value for key, value in spec.items() if key not in ours}
-        space = HyperOptSearch.convert_search_space(rest, prefix) or dict(rest)  # {} when rest is all constants
-        for key, domain in ours.items():
-            s = domain.spec
-            if s["distribution"] == "categorical_w_probabilities":
-                space[key] = hpo.hp.pchoice(key, list(zip(s["probabilities"], s["values"])))
-            else:
-                space[key] = scope._sweep_ppf(hpo.hp.uniform(key, 0.0, 1.0), domain)
-        return space
-
-
-class WarmHyperOptSearch(SweepHyperOptSearch):
-    """TPE over every W&B distribution that starts with ``evaluated`` (config, reward) results in its history.
-
-    ``n_initial_points`` counts trials with a score: HyperOpt counts every suggested trial, so with more
-    workers than start-up points its model was first fitted on running trials (each an infinite loss) and
-    its ties; here the draws stay random until that many trials have reported (the replay benchmark,
-    docs/benchmarks.md, measured it at 8 and 32 workers).
-
-    No repeats: every trial trains with the same seed, so a config tried before (finished, running or warm-start)
-    would only give its result again. TPE on a small discrete space proposes its favourite again and again (4 of
-    20 trials of a study search were one config, docs/benchmarks.md), so a repeat is discarded (an errored
-    HyperOpt trial, which the model ignores) and TPE asked again; after ``REPEAT_TPE_TRIES`` a random draw, and
-    only a space with nothing new left gets a repeat.
-
-    Ray 2.60's HyperOptSearch has no public warm start (no ``evaluated_rewards``; ``add_evaluated_point`` is not
-    implemented), so the results go into its ``_hpopt_trials`` as finished HyperOpt trials, and a repeat is
-    found and discarded there (``_live_trial_mapping`` holds the suggested trial). Checked against ray 2.60.0 and
-    hyperopt 0.3.0 (tests/test_budget_extend.py fails when other versions are installed).
-    """
-
-    REPEAT_TPE_TRIES, REPEAT_RANDOM_TRIES = 4, 16
-
-    def __init__(self, *args: Any, evaluated: list[dict[str, Any]] | None = None, repeats: bool = False,
-                 **kwargs: Any) -> None:  # fmt: skip
-        self._evaluated = copy.deepcopy(evaluated or [])
-        self._repeats = repeats  # True: HyperOpt's own behaviour (the replay's ``ours-repeats``)
-        self._sweep: dict[str, SweepDistribution] = {}  # the space's SweepDistribution parameters (Tune's spec)
-        super().__init__(*args, **kwargs)
-        if isinstance(self.algo, functools.partial) and "n_startup_jobs" in self.algo.keywords:
-            self.algo = functools.partial(tpe_after_results, **self.algo.keywords)
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        self._sweep = sweep_parameters(config)
-        return super().set_search_properties(metric, mode, config, **spec)
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        from hyperopt import rand
-
-        if self._repeats or self._points_to_evaluate > 0:  # the user's own points run as given
-            return super().suggest(trial_id)
-        algo = self.algo
-        try:
-            for attempt in range(self.REPEAT_TPE_TRIES + self.REPEAT_RANDOM_TRIES):
-                if attempt == self.REPEAT_TPE_TRIES:
-                    self.algo = rand.suggest
-                config = super().suggest(trial_id)
-                _, doc = self._live_trial_mapping[trial_id]
-                if attempt == self.REPEAT_TPE_TRIES + self.REPEAT_RANDOM_TRIES - 1 or not self._tried(doc):
-                    return config
-                self._discard(trial_id, doc)
-        finally:
-            self.algo = algo
-        return config
-
-    def _tried(self, doc: dict[str, Any]) -> bool:
-        """Whether another HyperOpt trial, finished or live, has the same values."""
-        import hyperopt as hpo
-
-        return any(other["tid"] != doc["tid"] and other["state"] != hpo.base.JOB_STATE_ERROR
-                   and other["misc"]["vals"] == doc["misc"]["vals"] for other in self._hpopt_trials.trials)  # fmt: skip
-
-    def _discard(self, trial_id: str, doc: dict[str, Any]) -> None:
-        import hyperopt as hpo
-
-        doc["state"] = hpo.base.JOB_STATE_ERROR  # TPE fits finished trials only: a discarded one is not data
-        doc["misc"]["error"] = ("repeat", "a config tried before")
-        del self._live_trial_mapping[trial_id]
-        self._hpopt_trials.refresh()
-
-    def _setup_hyperopt(self) -> None:
-        import hyperopt as hpo
-        from hyperopt.fmin import generate_trial
-
-        super()._setup_hyperopt()
-        start = len(self._hpopt_trials.trials)
-        docs = []
-        for offset, point in enumerate(self._evaluated):
-            config = copy.deepcopy(point["config"])
-            # TPE models a sweep parameter as its quantile (a weighted choice as an index, which the next line
-            # gives, as for any choice)
-            for key, domain in self._sweep.items():
-                if key in config and domain.spec["distribution"] != "categorical_w_probabilities":
-                    config[key] = domain.quantile(config[key])
-            self._convert_categories_to_indices(config)
-            doc = generate_trial(start + offset, config)
-            doc["state"] = hpo.base.JOB_STATE_DONE
-            doc["result"] = {"loss": self.metric_op * point["reward"], "status": "ok"}  # TPE minimises
-            docs.append(doc)
-        if docs:
-            self._hpopt_trials.insert_trial_docs(docs)
-            self._hpopt_trials.refresh()
-
-
-def tpe_after_results(new_ids: list, domain: Any, trials: Any, seed: int, n_startup_jobs: int, **kwargs: Any) -> list:
-    """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (not merely started)."""
-    from hyperopt import rand, tpe
-
-    scored = sum(1 for doc in trials.trials if doc["result"].get("status") == "ok")
-    if scored < n_startup_jobs:
-        return rand.suggest(new_ids, domain, trials, seed)
-    return tpe.suggest(new_ids, domain, trials, seed, n_startup_jobs=0, **kwargs)
 
 
 def part_entry(part: Part, **info: Any) -> dict[str, Any]:

@@ -36,36 +36,6 @@ def describe(searcher: str, seed: int) -> str:
     }[searcher]
 
 
-Points = list[dict[str, Any]]
-
-
-def peer_searcher(searcher: str, seed: int, concurrency: int, startup: int = 10, evaluated: Points | None = None,
-                  points: Points | None = None) -> Any:  # fmt: skip
-    """The Tune searcher for ``--searcher optuna`` or ``bohb`` (random is Tune's default: None).
-
-    Optuna gets what our TPE gets: ``startup`` random trials, an extension's ``evaluated`` results, the sweep
-    file's ``points``; BOHB starts from its own defaults."""
-    if searcher == "optuna":
-        from ray.tune.search import ConcurrencyLimiter
-
-        from tune_mlp.search.optuna_tpe import SweepOptunaSearch
-
-        optuna = SweepOptunaSearch(seed, startup, evaluated=evaluated, points=points)
-        return ConcurrencyLimiter(optuna, max_concurrent=concurrency)
-    if searcher == "bohb":
-        from ray.tune.search.bohb import TuneBOHB
-
-        # its own count: HyperBandForBOHB pauses trials, and a paused trial frees its slot
-        return TuneBOHB(seed=seed, max_concurrent=concurrency)
-    return None
-
-
-def bohb_scheduler(max_epochs: int, reduction_factor: float) -> Any:
-    from ray.tune.schedulers import HyperBandForBOHB
-
-    return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=reduction_factor)
-
-
 def check_searcher(options: Any, plan: Any) -> None:
     """``--searcher`` before anything runs: its library installed, and a search it can drive."""
     if options.searcher == "hyperopt":

@@ -17,13 +17,14 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+from ray.tune.search import BasicVariantGenerator
 
 from tune_mlp import storage
 from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import BEST_FILE, SearchRecord
+from tune_mlp.search import searchers
 from tune_mlp.search.budget import (
     BudgetError,
     TrialBudget,
@@ -35,16 +36,7 @@ from tune_mlp.search.budget import (
 )
 from tune_mlp.search.budget_tune import BudgetSearcher, BudgetStopper, budget_cut
 from tune_mlp.search.compat import keep_starting_workers, no_aws_secrets_in_runtime_envs
-from tune_mlp.search.extend import (
-    Part,
-    WarmHyperOptSearch,
-    plan_part,
-    ran,
-    record_part,
-    record_run,
-    seed_rungs,
-    trials_done,
-)
+from tune_mlp.search.extend import Part, plan_part, ran, record_part, record_run, trials_done
 from tune_mlp.search.options import (
     UNTIL_BUDGET,
     SearchOptions,
@@ -53,7 +45,6 @@ from tune_mlp.search.options import (
     search_plan,
     trial_slots,
 )
-from tune_mlp.search.peers import bohb_scheduler, peer_searcher
 from tune_mlp.search.recovery import KeepResultRows
 from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
 from tune_mlp.search.space import sampled_keys
@@ -105,44 +96,30 @@ def init_ray(options: SearchOptions) -> None:
 
 def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], part: Part,
               budget: Budget | None) -> Any:  # fmt: skip
-    """bayes: HyperOpt TPE or ``--searcher``'s peer (warm-started in an extension) behind a concurrency limit;
+    """bayes: ``--searcher``'s (HyperOpt TPE by default; warm-started in an extension) behind a concurrency limit;
     random and grid: Tune's own variant generator. Under a time budget the searcher stops suggesting trials that
     cannot report in time."""
     points = [] if options.smoke_test or part.warm_start else plan.sweep.space.points_to_evaluate
-    bayes = plan.searcher == "hyperopt_tpe" and bool(sampled_keys(space))
     startup = initial_points_for(_concurrency(options), options.initial_points)
     startup = min(startup, part.samples) if part.samples > 0 else startup
     searcher = None  # random draws, every grid combination, or one config of constants repeated
     if plan.searcher == "random" and points:
         searcher = BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
-    elif bayes and options.searcher != "hyperopt":  # --searcher optuna | bohb | random (None)
-        searcher = peer_searcher(options.searcher, options.seed, _concurrency(options), startup,
-                                 evaluated=part.warm_start, points=points)  # fmt: skip
-    elif bayes:
-        tpe = WarmHyperOptSearch(
-            points_to_evaluate=points or None,
-            n_initial_points=startup,
-            random_state_seed=options.seed,
-            evaluated=part.warm_start,
-        )
-        searcher = ConcurrencyLimiter(tpe, max_concurrent=_concurrency(options))
+    elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
+        searcher = searchers.build(options.searcher, space, options.seed, _concurrency(options), startup,
+                                   evaluated=part.warm_start, points=points)  # fmt: skip
     if budget and searcher is not None:
         searcher = BudgetSearcher(searcher, budget.sizing, budget.deadline)
     return searcher
 
 
 def _scheduler(options: SearchOptions, plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
-    """ASHA on epochs, with the plan's grace / reduction (the file's hyperband or the flags) and this part's max_t."""
+    """ASHA on epochs, with the plan's grace / reduction (the file's hyperband or the flags) and this part's max_t;
+    an extension's first trials meet the earlier ones at each rung."""
     if options.searcher == "bohb":
-        return bohb_scheduler(max_epochs, plan.reduction_factor)
-    scheduler = ASHAScheduler(
-        time_attr="epoch",
-        max_t=max_epochs,
-        grace_period=min(plan.grace_period, max_epochs),
-        reduction_factor=plan.reduction_factor,
-    )
-    seed_rungs(scheduler, part.histories)  # an extension's first trials meet the earlier ones at each rung
-    return scheduler
+        return searchers.bohb_scheduler(max_epochs, plan.reduction_factor)
+    return searchers.WarmASHA(part.histories, max_t=max_epochs, grace_period=min(plan.grace_period, max_epochs),
+                              reduction_factor=plan.reduction_factor)  # fmt: skip
 
 
 def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan, record: SearchRecord,
