@@ -4,6 +4,7 @@ programs), and a starting worker is kept (tune_mlp.search.compat): a real search
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,8 @@ def test_every_slot_keeps_the_worker_it_started_while_short_trials_finish(tmp_pa
     finally:
         ray.shutdown()
     assert len(results) == 24 and not results.errors
+    # Eight trials may wait for their workers at once on any release (older Tune takes one: docs/compat.md)
+    assert os.environ["TUNE_MAX_PENDING_TRIALS_PG"] == "8"
     pids = trial_pids(tmp_path / "kept")
     expected = 8 if compat.verified(ray.__version__) else None  # Tune's own rule: no promise on how many ran
     assert len(pids) == 24 and (expected is None or len(set(pids)) == expected), pids

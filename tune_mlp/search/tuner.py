@@ -126,6 +126,11 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
            max_epochs: int, budget: Budget | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
+    if plan.searcher == "hyperopt_tpe" and USER_MAX_PENDING is None:
+        # Tune's documented knob: how many trials may wait for resources at once behind a searcher. Ray 2.57+
+        # takes the ConcurrencyLimiter's limit by itself; older releases take 1, so at 32 slots trials would
+        # start one at a time (docs/compat.md). Set for the whole process; a user's own value is kept.
+        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(_concurrency(options))
     path = part.path
     if part.resume and tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
@@ -222,6 +227,9 @@ def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecor
         sort_by_metric=sort,
         max_progress_rows=25,
     )
+
+
+USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")  # as this process was started
 
 
 def _quiet_tune(options: SearchOptions) -> None:
