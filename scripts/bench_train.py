@@ -1,4 +1,4 @@
-"""python scripts/bench_train.py [--epochs N] [--threads N] [--markdown]
+"""python scripts/bench_train.py [--epochs N] [--threads N] [--markdown] [--trainer-only]
 
 Measures training throughput (training samples per second) of four ways to train the same
 MLP on the same data, in one process: Fashion-MNIST's training split (54,000 examples after
@@ -18,6 +18,8 @@ after each epoch and Keras' per-``fit`` setup are excluded (a Keras callback tim
 The eager loop is too slow for whole epochs, so it times ``--eager-batches`` mini-batches
 after ``--eager-warmup`` untimed ones and extrapolates the epoch time from their rate.
 The verdict checks the targets: ours >= 50,000 samples/s, >= 3.5x Keras fit, >= 20x eager.
+``--trainer-only`` runs loops 1 and 2 alone: to compare two checkouts of the trainer (copy this file into the
+other checkout's ``scripts/``, as it imports the checkout it lies in).
 """
 
 from __future__ import annotations
@@ -239,6 +241,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eager-batches", type=int, default=300, help="timed mini-batches of the eager loop")
     parser.add_argument("--eager-warmup", type=int, default=10, help="untimed mini-batches before them")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: the usual places)")
+    parser.add_argument("--trainer-only", action="store_true", help="only ours and ours without XLA")
     args = parser.parse_args(argv)
     for name in ("epochs", "eager_batches"):
         if getattr(args, name) < 1:
@@ -271,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("Keras fit", lambda: bench_keras_fit(splits, args.epochs)),
         ("eager GradientTape", lambda: bench_eager(splits, args.eager_batches, args.eager_warmup)),
     ]
+    if args.trainer_only:
+        benches = benches[:2]
     rows: list[Measurement] = []
     for name, bench in benches:
         start = time.perf_counter()

@@ -264,10 +264,12 @@ def test_make_optimizer_passes_only_its_hyperparameters() -> None:
     for name, cls in opt.OPTIMIZERS.items():
         optimizer = opt.make_optimizer(name, 0.1, **kwargs)
         assert type(optimizer) is cls
-        assert optimizer.learning_rate == 0.1
-        for key in cls.hyperparameters:
-            assert getattr(optimizer, key) == kwargs[key]
-    assert opt.make_optimizer("sgd", cosine).learning_rate is cosine
+        assert optimizer.learning_rate is None  # a constant rate: a hyperparameter variable, like the others
+        assert {key: float(value) for key, value in optimizer.hyper.items()} == {
+            "learning_rate": 0.1, **{key: kwargs[key] for key in cls.hyperparameters}
+        }
+    scheduled = opt.make_optimizer("sgd", cosine)
+    assert scheduled.learning_rate is cosine and "learning_rate" not in scheduled.hyper
 
 
 def test_unknown_name() -> None:

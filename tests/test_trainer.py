@@ -9,9 +9,12 @@ from conftest import numpy_accuracy
 
 from tune_mlp.config import OPTIMIZER_NAMES, TrainConfig
 from tune_mlp.mlp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from tune_mlp.mlp.trainer import Trainer, learning_rate_at
+from tune_mlp.mlp.trainer import Trainer, learning_rate_at, train_program
 
 SMALL = {"num_layers": 2, "hidden_size": 32, "batch_size": 50}
+# A structure no other test here trains, so its programs' tracing counts are this module's own.
+SHARED = {"num_layers": 2, "hidden_size": 24, "batch_size": 40, "optimizer": "adam", "dropout": 0.1,
+          "weight_decay": 1e-4, "epochs": 1}  # fmt: skip
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZER_NAMES)
@@ -103,3 +106,56 @@ def test_learning_rate_schedules() -> None:
     assert lr(100, "cosine") == pytest.approx(0.0, abs=1e-7)
     assert lr(0, "cosine", warmup=10) == pytest.approx(0.01)
     assert lr(10, "cosine", warmup=10) == pytest.approx(0.1)
+
+
+def test_runs_of_one_structure_share_one_compiled_program(tiny_splits) -> None:
+    """Scalars are arguments: a second run with other values traces (and XLA-compiles) nothing new."""
+    first = Trainer(TrainConfig(**SHARED, learning_rate=1e-3, seed=0), tiny_splits)
+    values = {"learning_rate": 3e-3, "weight_decay": 1e-3, "dropout": 0.3, "beta1": 0.8, "beta2": 0.99,
+              "epsilon": 1e-6, "warmup_epochs": 0.5, "lr_schedule": "constant", "seed": 5}  # fmt: skip
+    second = Trainer(TrainConfig(**{**SHARED, **values}), tiny_splits)
+    assert first.structure == second.structure
+    first.train_epoch()
+    second.train_epoch()
+    program = train_program(first.structure)
+    assert train_program(second.structure) is program
+    assert program.experimental_get_tracing_count() == 1
+
+
+def test_other_structures_get_their_own_programs(tiny_splits) -> None:
+    wider = Trainer(TrainConfig(**{**SHARED, "hidden_size": 28}), tiny_splits)
+    other_optimizer = Trainer(TrainConfig(**{**SHARED, "optimizer": "nag"}), tiny_splits)
+    without_dropout = Trainer(TrainConfig(**{**SHARED, "dropout": 0.0}), tiny_splits)
+    programs = [train_program(t.structure) for t in (wider, other_optimizer, without_dropout)]
+    assert len({id(program) for program in programs}) == 3
+    assert train_program(Trainer(TrainConfig(**SHARED), tiny_splits).structure) not in programs
+    for trainer, program in zip((wider, other_optimizer, without_dropout), programs):
+        trainer.train_epoch()
+        assert program.experimental_get_tracing_count() == 1
+
+
+def test_each_scalar_takes_effect_through_the_shared_program(tiny_splits) -> None:
+    def trained(**values) -> list[np.ndarray]:
+        trainer = Trainer(TrainConfig(**{**SHARED, **values}), tiny_splits)
+        trainer.train_epoch()
+        return trainer.weights()
+
+    base = trained()
+    changes = {"learning_rate": 2e-3, "weight_decay": 0.05, "dropout": 0.4, "beta1": 0.5, "beta2": 0.9,
+               "epsilon": 1e-3, "warmup_epochs": 1.0, "seed": 1}  # fmt: skip
+    for name, value in changes.items():
+        assert not np.array_equal(trained(**{name: value})[2], base[2]), name
+    # After runs of other values through the same program, the first values give the first weights again.
+    for w1, w2 in zip(trained(), base):
+        np.testing.assert_array_equal(w1, w2)
+
+    # A learning rate of 0 (which TrainConfig refuses) passed to the program: steps are taken, weights stay put.
+    trainer = Trainer(TrainConfig(**SHARED), tiny_splits)
+    before = trainer.weights()
+    scalars = {**trainer.scalars, "learning_rate": tf.constant(0.0, tf.float64)}
+    order = tf.range(trainer.steps_per_epoch * trainer.batch_size)
+    program = train_program(trainer.structure)
+    program(trainer.variables, trainer.optimizer.variables(), scalars, trainer.x_train, trainer.y_train, order)
+    assert int(trainer.optimizer.iterations.numpy()) == trainer.steps_per_epoch
+    for w1, w2 in zip(trainer.weights(), before):
+        np.testing.assert_array_equal(w1, w2)

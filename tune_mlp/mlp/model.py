@@ -38,20 +38,25 @@ def forward(
     weights: Sequence[tf.Tensor],
     x: tf.Tensor,
     activation: str,
-    dropout: float = 0.0,
+    dropout: float | tf.Tensor = 0.0,
     seed: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Logits of the MLP; with ``dropout > 0`` and a stateless ``seed`` pair, inverted dropout after hidden layers."""
+    """Logits of the MLP; with a stateless ``seed`` pair and a ``dropout`` rate, inverted dropout after hidden layers.
+
+    A float rate of 0 leaves dropout out; a tensor rate (float64, so ``1 - rate`` is formed as a Python float would
+    be) is always applied: a compiled training step takes it as an argument and serves every rate.
+    """
     act = _TF_ACTIVATIONS[activation]
+    drop = seed is not None and (tf.is_tensor(dropout) or dropout > 0.0)
     h = x
     num_layers = len(weights) // 2
     for i in range(num_layers):
         h = tf.matmul(h, weights[2 * i]) + weights[2 * i + 1]
         if i < num_layers - 1:
             h = act(h)
-            if dropout > 0.0 and seed is not None:
-                keep = tf.random.stateless_uniform(tf.shape(h), seed=seed + [0, i]) >= dropout
-                h = tf.where(keep, h / (1.0 - dropout), tf.zeros_like(h))
+            if drop:
+                keep = tf.random.stateless_uniform(tf.shape(h), seed=seed + [0, i]) >= tf.cast(dropout, h.dtype)
+                h = tf.where(keep, h / tf.cast(1.0 - dropout, h.dtype), tf.zeros_like(h))
     return h
 
 

@@ -13,7 +13,13 @@ differ there by ~1e-7 relative.
 
 `apply_gradients` is XLA-compilable and creates no variables once `build` has run,
 so the training loop can `build` eagerly and then step inside
-`tf.function(jit_compile=True)` / `tf.while_loop`.
+`tf.function(jit_compile=True)` / `tf.while_loop`. The hyperparameters (and a constant
+learning rate) are float64 variables, not Python constants: a compiled step that takes an
+optimizer's `variables()` as an argument and steps `Optimizer.on(...)` over them serves
+every optimizer of that kind and shapes, whatever its values (TensorFlow never frees a
+compiled program, so a program per value would grow a long-lived process without bound).
+Casting the float64 value to the variable's dtype rounds it exactly as a Python float
+constant would, so the trajectories are unchanged.
 """
 
 from __future__ import annotations
@@ -144,18 +150,47 @@ def nadam_update(var: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, lr
 
 
 class Optimizer:
-    """Shared machinery: step counter, learning rate, per-variable slots, state I/O."""
+    """Shared machinery: step counter, learning rate, hyperparameters, per-variable slots, state I/O."""
 
     slot_names: ClassVar[tuple[str, ...]] = ()
     hyperparameters: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, learning_rate: LearningRate) -> None:
-        if not callable(learning_rate):
-            learning_rate = float(learning_rate)
-        self.learning_rate = learning_rate
+    def __init__(self, learning_rate: LearningRate, **hyperparameters: float) -> None:
+        # A schedule (callable) is kept as given; a constant rate is a hyperparameter like the others.
+        self.learning_rate = learning_rate if callable(learning_rate) else None
+        if self.learning_rate is None:
+            hyperparameters = {"learning_rate": float(learning_rate), **hyperparameters}
+        self.hyper = {
+            name: tf.Variable(float(value), dtype=tf.float64, trainable=False, name=name)
+            for name, value in hyperparameters.items()
+        }
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self.slots: dict[str, list[tf.Variable]] = {}
         self._index: dict[object, int] | None = None
+
+    def variables(self) -> dict[str, Any]:
+        """Every variable `apply_gradients` uses besides the model's: step counter, slots, hyperparameters."""
+        return {"iterations": self.iterations, "slots": self.slots, "extra": self._extra_state(), "hyper": self.hyper}
+
+    @classmethod
+    def on(
+        cls, variables: dict[str, Any], weights: Sequence[tf.Variable], learning_rate: LearningRate | None = None
+    ) -> Optimizer:
+        """This kind of optimizer over the `variables()` of one built on `weights`, creating no variable.
+
+        For a compiled step that takes both as arguments: its one program then serves every optimizer of this
+        kind and shapes. ``learning_rate`` is the schedule (made from the step's arguments too), or None for
+        the constant rate among the hyperparameters.
+        """
+        optimizer = cls.__new__(cls)
+        optimizer.learning_rate = learning_rate
+        optimizer.iterations = variables["iterations"]
+        optimizer.slots = variables["slots"]
+        optimizer.hyper = variables["hyper"]
+        for name, variable in variables["extra"].items():
+            setattr(optimizer, name, variable)
+        optimizer._index = {v.ref(): i for i, v in enumerate(weights)}
+        return optimizer
 
     @property
     def built(self) -> bool:
@@ -181,9 +216,9 @@ class Optimizer:
 
     def current_learning_rate(self) -> tf.Tensor:
         """The step size for the next update: the schedule at `iterations` (before increment)."""
-        if callable(self.learning_rate):
+        if self.learning_rate is not None:
             return tf.convert_to_tensor(self.learning_rate(tf.convert_to_tensor(self.iterations)))
-        return tf.constant(self.learning_rate, dtype=tf.float64)
+        return tf.convert_to_tensor(self.hyper["learning_rate"])
 
     def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor | None, tf.Variable]]) -> None:
         """One update of every variable with a gradient (None gradients are skipped, as in Keras)."""
@@ -201,16 +236,19 @@ class Optimizer:
             indexed.append((i, grad, var))
         lr = self.current_learning_rate()
         step = self.iterations + 1
-        self._before_updates(step)
+        # Each hyperparameter read once a step, not once a variable: fewer ops in a graph run without XLA.
+        hp = {name: tf.convert_to_tensor(value) for name, value in self.hyper.items()}
+        self._before_updates(step, hp)
         for i, grad, var in indexed:
-            self._update(i, var, grad, lr, step)
+            self._update(i, var, grad, lr, step, hp)
         self.iterations.assign_add(1)
 
-    def _before_updates(self, step: tf.Tensor) -> None:
+    def _before_updates(self, step: tf.Tensor, hp: dict[str, tf.Tensor]) -> None:
         """Hook for per-step (not per-variable) state."""
         return  # a docstring-only body leaves AutoGraph an empty block it cannot convert
 
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor,
+                hp: dict[str, tf.Tensor]) -> None:  # fmt: skip
         raise NotImplementedError
 
     def _extra_state(self) -> dict[str, tf.Variable]:
@@ -247,7 +285,8 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain gradient descent."""
 
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor,
+                hp: dict[str, tf.Tensor]) -> None:  # fmt: skip
         var.assign(sgd_update(var, grad, lr))
 
 
@@ -258,13 +297,13 @@ class Momentum(Optimizer):
     hyperparameters = ("momentum",)
 
     def __init__(self, learning_rate: LearningRate, *, momentum: float = 0.9) -> None:
-        super().__init__(learning_rate)
-        self.momentum = momentum
+        super().__init__(learning_rate, momentum=momentum)
 
     rule = staticmethod(momentum_update)
 
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
-        new_var, m = self.rule(var, grad, self.slots["m"][i], lr, self.momentum)
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor,
+                hp: dict[str, tf.Tensor]) -> None:  # fmt: skip
+        new_var, m = self.rule(var, grad, self.slots["m"][i], lr, hp["momentum"])
         self.slots["m"][i].assign(m)
         var.assign(new_var)
 
@@ -282,12 +321,11 @@ class RMSprop(Optimizer):
     hyperparameters = ("beta", "epsilon")
 
     def __init__(self, learning_rate: LearningRate, *, beta: float = 0.9, epsilon: float = 1e-7) -> None:
-        super().__init__(learning_rate)
-        self.beta = beta
-        self.epsilon = epsilon
+        super().__init__(learning_rate, beta=beta, epsilon=epsilon)
 
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
-        new_var, v = rmsprop_update(var, grad, self.slots["v"][i], lr, self.beta, self.epsilon)
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor,
+                hp: dict[str, tf.Tensor]) -> None:  # fmt: skip
+        new_var, v = rmsprop_update(var, grad, self.slots["v"][i], lr, hp["beta"], hp["epsilon"])
         self.slots["v"][i].assign(v)
         var.assign(new_var)
 
@@ -301,14 +339,12 @@ class Adam(Optimizer):
     def __init__(
         self, learning_rate: LearningRate, *, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7
     ) -> None:
-        super().__init__(learning_rate)
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
+        super().__init__(learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
 
-    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor) -> None:
+    def _update(self, i: int, var: tf.Variable, grad: tf.Tensor, lr: tf.Tensor, step: tf.Tensor,
+                hp: dict[str, tf.Tensor]) -> None:  # fmt: skip
         m, v = self.slots["m"][i], self.slots["v"][i]
-        new_var, new_m, new_v = self._rule(var, grad, m, v, lr, step, Moments(self.beta1, self.beta2, self.epsilon))
+        new_var, new_m, new_v = self._rule(var, grad, m, v, lr, step, Moments(hp["beta1"], hp["beta2"], hp["epsilon"]))
         m.assign(new_m)
         v.assign(new_v)
         var.assign(new_var)
@@ -327,9 +363,9 @@ class Nadam(Adam):
         dtype = variables[0].dtype if variables else tf.float32
         self.u_product = tf.Variable(tf.ones((), dtype=dtype), trainable=False, name="u_product")
 
-    def _before_updates(self, step: tf.Tensor) -> None:
+    def _before_updates(self, step: tf.Tensor, hp: dict[str, tf.Tensor]) -> None:
         assert self.u_product is not None
-        self.u_product.assign(nadam_u_product_update(self.u_product, step, self.beta1))
+        self.u_product.assign(nadam_u_product_update(self.u_product, step, hp["beta1"]))
 
     def _rule(self, *args: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return nadam_update(*args, self.u_product)

@@ -3,10 +3,18 @@
 Running many batches per call (a ``tf.while_loop`` over mini-batches, XLA-compiled) removes
 the per-step Python and dispatch cost that dominates a small MLP on CPU; see
 ``scripts/bench_train.py`` for the measured gain over Keras ``fit`` and an eager loop.
+
+The compiled functions depend only on a run's ``Structure`` (shapes and the ops they run) and take
+everything else as arguments: the weights, the optimizer's variables (its hyperparameters among them)
+and the run's scalars (learning rate and its schedule's lengths, weight decay, dropout rate, seed).
+They are made once per structure per process (``train_program``), because TensorFlow never frees a
+compiled program: a worker that Ray Tune reuses for trial after trial then stops growing once it has
+seen the search space's structures (``scripts/bench_soak.py``), instead of keeping ~10 MB per trial.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,21 +29,29 @@ from tune_mlp.data import Splits
 from tune_mlp.mlp.checkpoint import Checkpoint
 from tune_mlp.mlp.model import correct_count, data_loss, forward, init_weights, l2_penalty
 from tune_mlp.mlp.network import layer_sizes
-from tune_mlp.mlp.optimizers import make_optimizer
+from tune_mlp.mlp.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+
+Scalars = dict[str, tf.Tensor]
 
 
-def learning_rate_at(step: tf.Tensor, base: float, schedule: str, total_steps: int, warmup_steps: int) -> tf.Tensor:
-    """Step size at a 0-based step: linear warm-up, then constant or cosine decay to 0."""
+def learning_rate_at(
+    step: tf.Tensor, base: float | tf.Tensor, schedule: str, total_steps: float | tf.Tensor,
+    warmup_steps: float | tf.Tensor,
+) -> tf.Tensor:  # fmt: skip
+    """Step size at a 0-based step: linear warm-up, then constant or cosine decay to 0.
+
+    ``base`` and the step counts may be tensors (a compiled step's arguments); all are rounded to float32 first,
+    as Python constants would be. With no warm-up the warm-up branch is computed but never selected.
+    """
     step = tf.cast(step, tf.float32)
+    base, total_steps, warmup_steps = (tf.cast(v, tf.float32) for v in (base, total_steps, warmup_steps))
     if schedule == "cosine":
-        decay_steps = max(total_steps - warmup_steps, 1)
+        decay_steps = tf.maximum(total_steps - warmup_steps, 1.0)
         progress = tf.clip_by_value((step - warmup_steps) / decay_steps, 0.0, 1.0)
         lr = base * 0.5 * (1.0 + tf.cos(math.pi * progress))
     else:
-        lr = tf.constant(base, tf.float32)
-    if warmup_steps > 0:
-        lr = tf.where(step < warmup_steps, base * (step + 1.0) / warmup_steps, lr)
-    return lr
+        lr = base
+    return tf.where(step < warmup_steps, base * (step + 1.0) / warmup_steps, lr)
 
 
 def configure_threads(num_threads: int | None) -> None:
@@ -82,6 +98,114 @@ class EpochResult:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class Structure:
+    """What a run's compiled programs depend on; runs that agree on it share them (``train_program``)."""
+
+    sizes: tuple[int, ...]  # units per layer, input to output
+    batch_size: int
+    activation: str
+    loss: str
+    optimizer: str
+    lr_schedule: str  # constant | cosine: different ops; the rate and the schedule's lengths are arguments
+    dropout: bool  # rate > 0: the masks are in the program (the rate is an argument); at 0 they cost nothing
+    weight_decay: bool  # coefficient > 0: the penalty's gradient is in the program; at 0 it costs nothing
+    jit_compile: bool
+
+    @classmethod
+    def of(cls, config: TrainConfig, batch_size: int) -> Structure:
+        return cls(
+            sizes=tuple(layer_sizes(config)),
+            batch_size=batch_size,
+            activation=config.activation,
+            loss=config.loss,
+            optimizer=config.optimizer,
+            lr_schedule=config.lr_schedule,
+            dropout=config.dropout > 0.0,
+            weight_decay=config.weight_decay > 0.0,
+            jit_compile=config.jit_compile,
+        )
+
+
+def run_scalars(config: TrainConfig, steps_per_epoch: int) -> Scalars:
+    """A run's values that its compiled step takes as arguments (the optimizer's are its own variables).
+
+    float64, so a value is rounded to the program's float32 exactly as the Python float constant it replaces.
+    """
+
+    def f64(value: float) -> tf.Tensor:
+        return tf.constant(value, tf.float64)
+
+    return {
+        "learning_rate": f64(config.learning_rate),
+        "total_steps": f64(steps_per_epoch * config.epochs),
+        "warmup_steps": f64(int(round(config.warmup_epochs * steps_per_epoch))),
+        "weight_decay": f64(config.weight_decay),
+        "dropout": f64(config.dropout),
+        "seed": tf.constant([config.seed, 0], tf.int64),
+    }
+
+
+def schedule(structure: Structure, scalars: Scalars) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The learning rate as a function of the optimizer's step counter."""
+    return lambda step: learning_rate_at(
+        step, scalars["learning_rate"], structure.lr_schedule, scalars["total_steps"], scalars["warmup_steps"]
+    )
+
+
+def train_steps(
+    structure: Structure, weights: list[tf.Variable], optimizer_variables: dict[str, Any], scalars: Scalars,
+    x: tf.Tensor, y: tf.Tensor, order: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:  # fmt: skip
+    """One optimizer step per ``batch_size`` indices of ``order``; returns summed loss and hits.
+
+    Everything it reads or writes is an argument, so one compiled program serves every run of ``structure``.
+    ``order`` has a static length so XLA compiles once per chunk size (an offset argument would be baked into
+    the program as a constant: one compilation per chunk).
+    """
+    bs = structure.batch_size
+    optimizer = OPTIMIZERS[structure.optimizer].on(optimizer_variables, weights, schedule(structure, scalars))
+    count = tf.shape(order)[0] // bs
+    dropout = scalars["dropout"] if structure.dropout else 0.0
+    decay = tf.cast(scalars["weight_decay"], tf.float32)
+
+    def step(i: tf.Tensor, loss_sum: tf.Tensor, hits: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        index = tf.slice(order, [i * bs], [bs])
+        xb, yb = tf.gather(x, index), tf.gather(y, index)
+        step_seed = scalars["seed"] + tf.stack([tf.constant(0, tf.int64), optimizer.iterations])
+        with tf.GradientTape() as tape:
+            logits = forward(weights, xb, structure.activation, dropout, step_seed)
+            loss = data_loss(logits, yb, structure.loss)
+            total = loss + decay * l2_penalty(weights) if structure.weight_decay else loss
+        grads = tape.gradient(total, weights)
+        optimizer.apply_gradients(zip(grads, weights))
+        return i + 1, loss_sum + loss, hits + correct_count(logits, yb)
+
+    zero = tf.constant(0.0)
+    _, loss_sum, hits = tf.while_loop(lambda i, *_: i < count, step, [tf.constant(0), zero, zero])
+    return loss_sum, hits
+
+
+def evaluate_graph(activation: str, loss: str, weights: list[tf.Variable], x: tf.Tensor,
+                   y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # fmt: skip
+    logits = forward(weights, x, activation)
+    return data_loss(logits, y, loss), correct_count(logits, y) / tf.cast(tf.shape(y)[0], tf.float32)
+
+
+# One tf.function per structure for the whole process: TensorFlow keeps every program it compiles, so
+# making them per run would grow a reused worker by every trial. Each retraces only for new data shapes.
+@functools.cache
+def train_program(structure: Structure) -> Any:
+    """The compiled ``train_steps`` of ``structure`` (a ``tf.function``), made on first use."""
+    return tf.function(functools.partial(train_steps, structure), jit_compile=structure.jit_compile)
+
+
+@functools.cache
+def evaluate_program(activation: str, loss: str, jit_compile: bool) -> Any:
+    """The compiled ``evaluate_graph`` (a ``tf.function``): it depends on fewer choices than training."""
+    return tf.function(functools.partial(evaluate_graph, activation, loss), jit_compile=jit_compile)
+
+
 class Trainer:
     """Owns the weights and optimizer of one run and trains it epoch by epoch."""
 
@@ -91,15 +215,13 @@ class Trainer:
         self.batch_size = min(config.batch_size, n_train)
         # The remainder of each shuffled epoch is dropped so every batch has one static shape for XLA.
         self.steps_per_epoch = n_train // self.batch_size
-        total_steps = self.steps_per_epoch * config.epochs
-        warmup_steps = int(round(config.warmup_epochs * self.steps_per_epoch))
+        self.structure = Structure.of(config, self.batch_size)
+        self.scalars = run_scalars(config, self.steps_per_epoch)
 
         weights = resume.weights if resume else init_weights(layer_sizes(config), config.weight_init, config.seed)
         self.variables = [tf.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
-        self.learning_rate = lambda step: learning_rate_at(
-            step, config.learning_rate, config.lr_schedule, total_steps, warmup_steps
-        )
-        self.optimizer = make_optimizer(
+        self.learning_rate = schedule(self.structure, self.scalars)
+        self.optimizer: Optimizer = make_optimizer(
             config.optimizer,
             self.learning_rate,
             momentum=config.momentum,
@@ -121,42 +243,15 @@ class Trainer:
         self.y_train = tf.constant(splits.y_train, tf.int32)
         self.x_val = tf.constant(splits.x_val, tf.float32)
         self.y_val = tf.constant(splits.y_val, tf.int32)
-        self._train_steps = tf.function(self._train_steps_graph, jit_compile=config.jit_compile)
-        self._evaluate = tf.function(self._evaluate_graph, jit_compile=config.jit_compile)
 
-    def _train_steps_graph(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """One optimizer step per ``batch_size`` indices of ``order``; returns summed loss and hits.
-
-        ``order`` has a static length so XLA compiles once per chunk size (an offset argument
-        would be baked into the program as a constant: one compilation per chunk).
-        """
-        cfg, bs, variables = self.config, self.batch_size, self.variables
-        count = tf.shape(order)[0] // bs
-        seed = tf.constant([cfg.seed, 0], tf.int64)
-
-        def step(i: tf.Tensor, loss_sum: tf.Tensor, hits: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            index = tf.slice(order, [i * bs], [bs])
-            xb, yb = tf.gather(x, index), tf.gather(y, index)
-            step_seed = seed + tf.stack([tf.constant(0, tf.int64), self.optimizer.iterations])
-            with tf.GradientTape() as tape:
-                logits = forward(variables, xb, cfg.activation, cfg.dropout, step_seed)
-                loss = data_loss(logits, yb, cfg.loss)
-                total = loss + cfg.weight_decay * l2_penalty(variables) if cfg.weight_decay else loss
-            grads = tape.gradient(total, variables)
-            self.optimizer.apply_gradients(zip(grads, variables))
-            return i + 1, loss_sum + loss, hits + correct_count(logits, yb)
-
-        zero = tf.constant(0.0)
-        _, loss_sum, hits = tf.while_loop(lambda i, *_: i < count, step, [tf.constant(0), zero, zero])
-        return loss_sum, hits
-
-    def _evaluate_graph(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        logits = forward(self.variables, x, self.config.activation)
-        return data_loss(logits, y, self.config.loss), correct_count(logits, y) / tf.cast(tf.shape(y)[0], tf.float32)
+    def _train_steps(self, order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        program = train_program(self.structure)
+        return program(self.variables, self.optimizer.variables(), self.scalars, self.x_train, self.y_train, order)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss, accuracy) without dropout; the loss excludes weight decay so runs compare."""
-        loss, accuracy = self._evaluate(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int32))
+        program = evaluate_program(self.config.activation, self.config.loss, self.config.jit_compile)
+        loss, accuracy = program(self.variables, tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int32))
         return float(loss), float(accuracy)
 
     def train_epoch(self, chunks: int = 1, on_chunk: Callable[[int], None] | None = None) -> EpochResult:
@@ -171,7 +266,7 @@ class Trainer:
         while done < self.steps_per_epoch:
             count = min(per_call, self.steps_per_epoch - done)
             chunk = tf.constant(order[done * self.batch_size : (done + count) * self.batch_size])
-            chunk_loss, chunk_hits = self._train_steps(self.x_train, self.y_train, chunk)
+            chunk_loss, chunk_hits = self._train_steps(chunk)
             loss_sum += float(chunk_loss)
             hits += float(chunk_hits)
             done += count
@@ -224,10 +319,10 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Let go of the compiled functions and the data on the device; the Trainer cannot train after this.
+        """Let go of the data on the device; the Trainer cannot train after this.
 
         Ray Tune reuses a trial's actor for the next trial, so a long search builds many Trainers in one
-        process: each one's ``tf.function``s (their graphs, XLA programs) and tensors must not outlive it.
+        process: each one's tensors must not outlive it. Its compiled programs are the process's, kept for
+        the next run of the same structure (``train_program``).
         """
-        self._train_steps = self._evaluate = None
         self.x_train = self.y_train = self.x_val = self.y_val = None

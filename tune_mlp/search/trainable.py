@@ -87,5 +87,5 @@ def train_mlp(tune_config: dict[str, Any], splits: Splits, max_epochs: int, cpus
         epochs = ((result.metrics(), None if result.diverged else save) for result in trainer.epochs())
         report_epochs(epochs, config, resume.epoch if resume else 0)
     finally:
-        # Trials reuse actors: without this, every trial's data copies and Python objects stay.
+        # Trials reuse actors: without this, every trial's data copies stay (its compiled programs are shared).
         trainer.close()
