@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
 from analysis import plots_eval, plots_search
+from analysis.ensemble_report import compare, ensemble_sections
 from analysis.importance import hyperparameter_importance
 from analysis.objective import Objective
 from analysis.parallel import parallel_coordinates
@@ -34,6 +35,8 @@ def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = 
     """The report on an experiment (its folder, or the ``load_experiment`` of it a caller has already read)."""
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
+    # First: the ensemble is chosen on the validation split before anything here reads the test set.
+    ensemble = compare(experiment.path, data_dir, lambda path: relative_to(path, experiment.path))
     checkpoint = load_checkpoint(experiment.best.checkpoint)
     config = checkpoint.config
     splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
@@ -57,6 +60,7 @@ def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = 
         "per_trial_training_seconds": dict(zip(trials["trial_id"], trials["training_seconds"].round(2))),
         "search": experiment.record.describe(),
         "budget": budget_accounting(trials, experiment.histories, experiment.record.parts),
+        "ensemble": ensemble,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _write_report(experiment, summary, splits, test.predictions, out_dir)
@@ -87,6 +91,7 @@ def _write_report(experiment: Experiment, summary: dict[str, Any], splits: Split
     objective = Objective.of(experiment.record)
     sections = [
         _result_section(summary, objective, len(splits.y_test)),
+        *ensemble_sections(summary["ensemble"], out),
         where_it_fails(splits, predictions, out),
         _search_section(experiment, objective, out),
         _budget_section(summary),
