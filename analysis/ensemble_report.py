@@ -16,9 +16,10 @@ import pandas as pd
 
 from analysis.figures import BEST_COLOR, save
 from analysis.report import Section
+from tune_mlp.deploy import members as kept  # called through the module: a test watches what is read, and when
 from tune_mlp.deploy.ensemble import accuracy, average, log_loss, trajectory_scores
 from tune_mlp.deploy.keras_model import build_ensemble_model, build_keras_model, tflite_bytes, tflite_latency
-from tune_mlp.deploy.members import Ensemble, EnsembleError, member_probabilities, select_from_search, test_split
+from tune_mlp.deploy.members import Ensemble, EnsembleError, member_probabilities
 
 LATENCY_BATCHES = (1, 256)
 VAL_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
@@ -28,11 +29,11 @@ def compare(experiment: str, data_dir: str | None, relative: Any = str) -> dict[
     """Single best against ensemble (``{"skipped": reason}`` when the search cannot make one): what summary.json
     records. `relative` turns a checkpoint's path into the report's spelling."""
     try:
-        ensemble = select_from_search(experiment, data_dir)
+        ensemble = kept.select_from_search(experiment, data_dir)
     except EnsembleError as error:
         return {"skipped": str(error)}
     selection, members = ensemble.selection, ensemble.members
-    x_test, y_test = test_split(ensemble.config, data_dir)  # the choice is made: now, and only now, the test set
+    x_test, y_test = kept.load_test_set(ensemble.config, data_dir)  # the choice is made: only now the test set
     reached = sorted(set(selection.picks) | {ensemble.best})  # every member the trajectory or the table needs
     test = dict(zip(reached, member_probabilities([members[m] for m in reached], x_test)))
     test_all = np.stack([test.get(m, np.zeros_like(test[ensemble.best])) for m in range(len(members))])
@@ -117,7 +118,7 @@ def ensemble_sections(comparison: dict[str, Any], out: Path) -> list[Section]:
     )
     table = pd.DataFrame.from_dict(models, orient="index").rename_axis("model")  # one row each, typed columns
     members = pd.DataFrame(comparison["members"]).set_index("trial_id")
-    picture = trajectory_plot(comparison["trajectory"], comparison["size"], out / "ensemble_trajectory.png")
+    picture = trajectory_plot(comparison["trajectory"], comparison["size"], single, out / "ensemble_trajectory.png")
     return [
         Section("Ensemble of the kept checkpoints", text, table, [picture]),
         Section(
@@ -128,18 +129,21 @@ def ensemble_sections(comparison: dict[str, Any], out: Path) -> list[Section]:
     ]
 
 
-def trajectory_plot(trajectory: dict[str, list[float]], size: int, path: Path) -> Path:
-    """Log loss and accuracy of the ensemble against its size (picks), validation and test, the kept size marked."""
+def trajectory_plot(trajectory: dict[str, list[float]], size: int, single: dict[str, Any], path: Path) -> Path:
+    """Log loss and accuracy of the ensemble against its size (picks), validation and test, the kept size marked and
+    the single best's scores as dotted lines (it starts the trajectory only when it also has the lowest loss)."""
     sizes = np.arange(1, len(trajectory["val_loss"]) + 1)
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind, label in ((loss_ax, "loss", "Log loss"), (acc_ax, "accuracy", "Accuracy")):
         ax.plot(sizes, trajectory[f"val_{kind}"], color=VAL_COLOR, marker=".", label="validation (chosen on)")
         ax.plot(sizes, trajectory[f"test_{kind}"], color=TEST_COLOR, marker=".", label="test (reported only)")
+        ax.axhline(single[f"val_{kind}"], color=VAL_COLOR, linestyle=":", linewidth=1, label="single best, validation")
+        ax.axhline(single[f"test_{kind}"], color=TEST_COLOR, linestyle=":", linewidth=1, label="single best, test")
         ax.axvline(size, color=BEST_COLOR, linestyle="--", linewidth=1, label=f"kept: {size} picks")
         ax.set_xlabel("Ensemble size (picks, with replacement)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     loss_ax.set_title("Selection trajectory: log loss")
     acc_ax.set_title("Selection trajectory: accuracy")
-    loss_ax.legend()
+    loss_ax.legend(fontsize=8)
     return save(fig, path)

@@ -40,7 +40,7 @@ TFLITE_FILE = "model.tflite"
 MODEL_CARD = "model_card.md"
 
 
-def test_scores(probabilities: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+def accuracy_and_recall(probabilities: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     """Test accuracy, the test set's size and per-class recall of a model's probabilities."""
     predicted = probabilities.argmax(axis=1)
     recall = {name: float(np.mean(predicted[y_test == label] == label)) for label, name in enumerate(class_names)}
@@ -58,7 +58,7 @@ def score_on_test(source: ModelSource, data_dir: str | None) -> tuple[TrainConfi
     classifier = load_classifier(source)
     config = classifier.config
     splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
-    scores = test_scores(classifier.probabilities(splits.x_test), splits.y_test, splits.class_names)
+    scores = accuracy_and_recall(classifier.probabilities(splits.x_test), splits.y_test, splits.class_names)
     return config, list(classifier.weights or []), scores
 
 
@@ -109,7 +109,7 @@ def export_ensemble(
     """
     from tune_mlp.data import CLASS_NAMES
     from tune_mlp.deploy.ensemble import accuracy, average, log_loss
-    from tune_mlp.deploy.members import member_probabilities, select_from_search, test_split
+    from tune_mlp.deploy.members import load_test_set, member_probabilities, select_from_search
 
     source = resolve_model(path)
     if source.kind != "experiment":
@@ -120,7 +120,7 @@ def export_ensemble(
     members = [ensemble.members[m] for m in chosen]
     weights = [float(ensemble.weights[m]) for m in chosen]
     val = average(ensemble.val_probabilities[chosen], weights)
-    x_test, y_test = test_split(ensemble.config, data_dir)  # the choice is made: scored once on the test set
+    x_test, y_test = load_test_set(ensemble.config, data_dir)  # the choice is made: scored once on the test set
     test = average(member_probabilities(members, x_test), weights)
     config = ensemble.config
     info = {
@@ -130,7 +130,7 @@ def export_ensemble(
             METRIC: accuracy(val, ensemble.y_val),
             "val_loss": log_loss(val, ensemble.y_val),
             "test_loss": log_loss(test, y_test),
-            **test_scores(test, y_test, CLASS_NAMES[config.dataset]),
+            **accuracy_and_recall(test, y_test, CLASS_NAMES[config.dataset]),
         },
         "ensemble": {
             "selection": "greedy forward selection with replacement on validation log loss (Caruana et al. 2004)",

@@ -2,11 +2,11 @@
 validation split (``tune_mlp.deploy.ensemble`` does the choosing).
 
     ensemble = select_from_search("ray_results/NAME")       # reads the validation split only
-    x_test, y_test = test_split(ensemble.config, data_dir)   # afterwards, to score what was chosen
+    x_test, y_test = load_test_set(ensemble.config, data_dir)   # afterwards, to score what was chosen
 
 The validation split is the one every trial was scored on (its data set, ``val_fraction``, ``split_seed``, and a
 smoke test's slice), so choosing among checkpoints there is what the search itself did; the test set is read by
-``test_split`` alone, and only after the choice.
+``load_test_set`` alone, and only after the choice.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def validation_split(record: SearchRecord, config: TrainConfig, data_dir: str | 
     return splits.x_val, splits.y_val
 
 
-def test_split(config: TrainConfig, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+def load_test_set(config: TrainConfig, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     """The whole test set of the members' data set: read only to score models already chosen."""
     from tune_mlp.data import load_dataset
 
