@@ -20,6 +20,7 @@ from analysis.ensemble_report import compare, ensemble_sections
 from analysis.importance import hyperparameter_importance
 from analysis.objective import Objective
 from analysis.parallel import parallel_coordinates
+from analysis.pareto_report import pareto_section, points, summarize
 from analysis.report import Section, write_report
 from tune_mlp import storage
 from tune_mlp.data import Splits, load_splits
@@ -37,6 +38,7 @@ def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = 
         experiment = load_experiment(experiment)
     # First: the ensemble is chosen on the validation split before anything here reads the test set.
     ensemble = compare(experiment.path, data_dir, lambda path: relative_to(path, experiment.path))
+    pareto_rows, mode = points(experiment.path, lambda path: relative_to(path, experiment.path))
     checkpoint = load_checkpoint(experiment.best.checkpoint)
     config = checkpoint.config
     splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
@@ -61,9 +63,10 @@ def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = 
         "search": experiment.record.describe(),
         "budget": budget_accounting(trials, experiment.histories, experiment.record.parts),
         "ensemble": ensemble,
+        "pareto": summarize(pareto_rows, mode),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    _write_report(experiment, summary, splits, test.predictions, out_dir)
+    _write_report(experiment, summary, splits, test.predictions, out_dir, pareto_rows)
     return summary
 
 
@@ -87,11 +90,14 @@ def per_class_table(y_true, y_pred, class_names) -> pd.DataFrame:
     ).set_index("class")
 
 
-def _write_report(experiment: Experiment, summary: dict[str, Any], splits: Splits, predictions, out: Path) -> None:
+def _write_report(
+    experiment: Experiment, summary: dict[str, Any], splits: Splits, predictions, out: Path, pareto_rows: pd.DataFrame
+) -> None:
     objective = Objective.of(experiment.record)
     sections = [
         _result_section(summary, objective, len(splits.y_test)),
         *ensemble_sections(summary["ensemble"], out),
+        pareto_section(pareto_rows, summary["pareto"], objective, out),
         where_it_fails(splits, predictions, out),
         _search_section(experiment, objective, out),
         _budget_section(summary),

@@ -116,6 +116,13 @@ CASES = [
      "error", "its checkpoints have different data sets ("),
     ("export-ensemble-of-a-checkpoint", EXPORT + ["{root}/a-checkpoint", "--ensemble", "--out", "{root}/export"],
      "error", "--ensemble: {root}/a-checkpoint is a checkpoint, not a search: give an experiment folder"),
+    ("export-pick-unreachable", EXPORT + ["{root}/smoke", "--pick", "smallest-reaching", "0.999", "--out",
+     "{root}/export"], "error", "--pick smallest-reaching 0.999: no kept checkpoint of {root}/smoke reaches it (the "
+     "best is 0."),
+    ("export-pick-unknown-rule", EXPORT + ["{root}/missing", "--pick", "fastest", "1", "--out", "{root}/export"],
+     "usage", "argument --pick: 'fastest' is not a rule; give one of smallest-within, smallest-reaching"),
+    ("export-pick-not-a-number", EXPORT + ["{root}/missing", "--pick", "smallest-within", "half", "--out",
+     "{root}/export"], "usage", "argument --pick: 'half' is not a number (e.g. --pick smallest-within 0.005)"),
     ("export-ensemble-size-0", EXPORT + ["{root}/missing", "--ensemble", "--ensemble-size", "0", "--out",
      "{root}/export"], "usage", "argument --ensemble_size: invalid value 0 (must be >= 1)"),
     ("predict-not-a-model", PREDICT + ["{root}/not-an-experiment", "{root}/not-an-experiment"], "error",

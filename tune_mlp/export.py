@@ -78,15 +78,23 @@ def _write(out: Path, model: Any, info: dict[str, Any], card: str) -> None:
     (out / MODEL_CARD).write_text(card)
 
 
-def export_model(path: str | Path, out: Path, data_dir: str | None = None) -> dict[str, Any]:
-    """Write model.keras, model.weights.h5, model.tflite, model_card.md and export.json into `out`."""
+def export_model(
+    path: str | Path, out: Path, data_dir: str | None = None, picked: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write model.keras, model.weights.h5, model.tflite, model_card.md and export.json into `out` (`picked`: how
+    ``--pick`` chose this checkpoint, recorded in export.json's source)."""
     source = resolve_model(path)
     if source.kind == "export":
         raise ModelPathError(f"{path} is already an export: give the experiment, training run or checkpoint")
     _check_out(out)
     config, weights, scores = score_on_test(source, data_dir)  # fails before anything is written
     info = {
-        "source": {"kind": source.kind, "path": str(source.path), "checkpoint": str(source.model_dir)},
+        "source": {
+            "kind": source.kind,
+            "path": str(source.path),
+            "checkpoint": str(source.model_dir),
+            **({"pick": picked} if picked else {}),
+        },
         "config": config.to_dict(),
         "metrics": {
             METRIC: source.metrics.get(METRIC),
@@ -157,6 +165,28 @@ def export_ensemble(
         model = build_ensemble_model([(m.config, m.weights) for m in members], weights)
     _write(out, model, info, ensemble_card(info))
     return info
+
+
+def export_pick(path: str | Path, out: Path, rule: str, value: float, data_dir: str | None = None) -> dict[str, Any]:
+    """The kept checkpoint of a search that ``--pick RULE VALUE`` chooses by validation score and parameters
+    (``tune_mlp.deploy.pareto``), exported as one model."""
+    from tune_mlp.deploy.members import kept_checkpoints
+    from tune_mlp.deploy.pareto import pick
+
+    source = resolve_model(path)  # a search none of whose trials has a finite score fails here
+    if source.kind != "experiment":
+        raise ModelPathError(f"--pick: {path} is a {source.kind}, not a search: give an experiment folder")
+    _check_out(out)
+    record, members = kept_checkpoints(source.path)
+    sizes, scores = [m.parameters for m in members], [m.score for m in members]
+    chosen = members[pick(rule, value, sizes, scores, record.mode, str(source.path))]
+    best = max(members, key=lambda m: m.score if record.mode == "max" else -m.score)
+    picked = {
+        "experiment": str(source.path), "rule": rule, "value": value, "metric": record.metric,
+        "trial_id": chosen.trial_id, "epoch": chosen.epoch, "score": chosen.score, "parameters": chosen.parameters,
+        "best": {"trial_id": best.trial_id, "epoch": best.epoch, "score": best.score, "parameters": best.parameters},
+    }  # fmt: skip
+    return export_model(chosen.checkpoint, out, data_dir, picked)
 
 
 def _recall_rows(info: dict[str, Any]) -> str:
@@ -276,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser, "ensemble-size", type=int, default=None,
         help="with --ensemble: exactly this many picks (default: the best point of up to 50 on validation)",
     )  # fmt: skip
+    add_flag(
+        parser, "pick", nargs=2, metavar=("RULE", "VALUE"), default=None,
+        help="export the kept checkpoint of the search with the fewest parameters whose validation score is within "
+        "VALUE of the best (smallest-within 0.005) or reaches VALUE (smallest-reaching 0.9)",
+    )  # fmt: skip
     return parser
 
 
@@ -288,12 +323,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --ensemble_size: invalid value {args.ensemble_size} (must be >= 1)")
     if args.ensemble_size is not None and not args.ensemble:
         parser.error("argument --ensemble_size: only with --ensemble")
+    if args.pick is not None:
+        from tune_mlp.deploy.pareto import PICK_RULES
+
+        if args.ensemble:
+            parser.error("argument --pick: not with --ensemble (an ensemble is chosen on its own)")
+        if args.pick[0] not in PICK_RULES:
+            parser.error(f"argument --pick: {args.pick[0]!r} is not a rule; give one of {', '.join(PICK_RULES)}")
+        try:
+            args.pick[1] = float(args.pick[1])
+        except ValueError:
+            parser.error(f"argument --pick: {args.pick[1]!r} is not a number (e.g. --pick smallest-within 0.005)")
 
     def run() -> int:
         if args.ensemble:
             info = export_ensemble(args.source, args.out, args.data_dir, args.ensemble_size)
             members = ", ".join(f"{m['trial_id']}@{m['epoch']} {m['weight']:.2f}" for m in info["ensemble"]["members"])
             what = f"the ensemble of {len(info['ensemble']['members'])} checkpoints ({members})"
+        elif args.pick is not None:
+            info = export_pick(args.source, args.out, *args.pick, args.data_dir)
+            picked = info["source"]["pick"]
+            what = (
+                f"{info['source']['checkpoint']} (--pick {' '.join(map(str, args.pick))}: {picked['parameters']:,} "
+                f"parameters, {picked['metric']} {picked['score']:.4f}; the best: {picked['best']['parameters']:,}, "
+                f"{picked['best']['score']:.4f})"
+            )
         else:
             info = export_model(args.source, args.out, args.data_dir)
             what = info["source"]["checkpoint"]
