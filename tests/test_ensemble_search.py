@@ -165,3 +165,37 @@ def test_the_ensemble_loads_without_tune_mlp(exported: tuple[Path, dict], tmp_pa
     done = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "['Add', 'Dense', 'Flatten', 'InputLayer', 'Rescaling']"
+
+
+def test_pick_exports_the_smallest_checkpoint_good_enough(experiment: Path, tmp_path: Path) -> None:
+    from tune_mlp.export import export_pick
+
+    record, members = kept.kept_checkpoints(experiment)
+    best = max(members, key=lambda m: m.score)
+    info = export_pick(experiment, tmp_path / "best", "smallest-within", 0.0)  # nothing but the best is within 0
+    assert (info["source"]["checkpoint"], info["source"]["pick"]["score"]) == (best.checkpoint, best.score)
+    info = export_pick(experiment, tmp_path / "any", "smallest-within", 1.0)  # every checkpoint is within 1
+    smallest = min(m.parameters for m in members)
+    assert info["source"]["pick"]["parameters"] == smallest
+    assert load_checkpoint(info["source"]["checkpoint"]).config.to_dict() == info["config"]
+    assert sum(w.size for w in load_checkpoint(info["source"]["checkpoint"]).weights) == smallest
+
+
+def test_analysis_reports_the_ensemble_and_the_front(experiment: Path, tmp_path: Path) -> None:
+    from analysis.analyze import analyze
+
+    summary = analyze(str(experiment), tmp_path)
+    ensemble, pareto = summary["ensemble"], summary["pareto"]
+    assert set(ensemble["models"]) == {"single best", "ensemble"}
+    single = ensemble["models"]["single best"]
+    assert single["test_accuracy"] == pytest.approx(summary["best"]["test_accuracy"], abs=2e-4)  # float64 vs float32
+    assert ensemble["single_best"]["checkpoint"] == summary["best"]["checkpoint"]
+    assert ensemble["models"]["ensemble"]["val_loss"] <= single["val_loss"] + 1e-12  # the selection's guarantee
+    assert pareto["best"]["checkpoint"] == summary["best"]["checkpoint"]
+    assert pareto["smallest_within"]["parameters"] <= pareto["best"]["parameters"]
+    assert pareto["checkpoints"] == len(kept.kept_checkpoints(experiment)[1])
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("## Ensemble of the kept checkpoints", "## Accuracy against size and speed"):
+        assert heading in report
+    for picture in ("ensemble_trajectory.png", "pareto.png"):
+        assert (tmp_path / picture).stat().st_size > 10_000

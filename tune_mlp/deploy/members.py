@@ -19,7 +19,6 @@ import numpy as np
 
 from tune_mlp.config import TrainConfig, is_better
 from tune_mlp.deploy.ensemble import INIT_SIZE, MAX_SIZE, Selection, select_ensemble
-from tune_mlp.deploy.model_source import softmax
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
 
@@ -138,10 +137,19 @@ def load_test_set(config: TrainConfig, data_dir: str | None) -> tuple[np.ndarray
 
 
 def member_probabilities(members: list[Member], x: np.ndarray) -> np.ndarray:
-    """Each member's softmax output on `x` through the numpy forward pass (float64): (members, n, classes)."""
-    from tune_mlp.mlp.model import numpy_logits
+    """Each member's softmax output on `x`, (members, n, classes) float64: through the forward pass the trials were
+    scored with (TensorFlow, float32; ten times the speed of the float64 numpy pass on a 60-checkpoint search)."""
+    import tensorflow as tf
 
-    return np.stack([softmax(numpy_logits(m.weights, x, m.config.activation)) for m in members])
+    from tune_mlp.mlp.model import forward
+
+    images = tf.constant(x, tf.float32)
+    return np.stack(
+        [
+            tf.nn.softmax(forward([tf.constant(w) for w in m.weights], images, m.config.activation)).numpy()
+            for m in members
+        ]
+    ).astype(np.float64)
 
 
 def single_best(members: list[Member], record: SearchRecord) -> int:
