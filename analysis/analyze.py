@@ -17,9 +17,11 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from analysis import plots_eval, plots_search
 from analysis.accounting import budget_accounting
+from analysis.ensemble_report import compare, ensemble_sections
 from analysis.importance import hyperparameter_importance
 from analysis.objective import Objective
 from analysis.parallel import parallel_coordinates
+from analysis.pareto_report import pareto_section, points, summarize
 from analysis.report import Section, write_report
 from tune_mlp import storage
 from tune_mlp.data import Splits, load_splits
@@ -34,6 +36,9 @@ def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = 
     """The report on an experiment (its folder, or the ``load_experiment`` of it a caller has already read)."""
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
+    # First: the ensemble is chosen on the validation split before anything here reads the test set.
+    ensemble = compare(experiment.path, data_dir, lambda path: relative_to(path, experiment.path))
+    pareto_rows, mode = points(experiment.path, lambda path: relative_to(path, experiment.path))
     checkpoint = load_checkpoint(experiment.best.checkpoint)
     config = checkpoint.config
     splits = load_splits(config.dataset, data_dir, config.val_fraction, config.split_seed)
@@ -57,9 +62,11 @@ def analyze(experiment: str | Experiment, out_dir: Path, data_dir: str | None = 
         "per_trial_training_seconds": dict(zip(trials["trial_id"], trials["training_seconds"].round(2))),
         "search": experiment.record.describe(),
         "budget": budget_accounting(trials, experiment.histories, experiment.record.parts),
+        "ensemble": ensemble,
+        "pareto": summarize(pareto_rows, mode),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    _write_report(experiment, summary, splits, test.predictions, out_dir)
+    _write_report(experiment, summary, splits, test.predictions, out_dir, pareto_rows)
     return summary
 
 
@@ -83,10 +90,14 @@ def per_class_table(y_true, y_pred, class_names) -> pd.DataFrame:
     ).set_index("class")
 
 
-def _write_report(experiment: Experiment, summary: dict[str, Any], splits: Splits, predictions, out: Path) -> None:
+def _write_report(
+    experiment: Experiment, summary: dict[str, Any], splits: Splits, predictions, out: Path, pareto_rows: pd.DataFrame
+) -> None:
     objective = Objective.of(experiment.record)
     sections = [
         _result_section(summary, objective, len(splits.y_test)),
+        *ensemble_sections(summary["ensemble"], out),
+        pareto_section(pareto_rows, summary["pareto"], objective, out),
         where_it_fails(splits, predictions, out),
         _search_section(experiment, objective, out),
         _budget_section(summary),
@@ -161,7 +172,7 @@ def _importance_section(experiment: Experiment, objective: Objective, out: Path)
 
 
 def _budget_section(summary: dict[str, Any]) -> Section:
-    """How the search ran (method, searcher, scheduler) and where its time went (``tune_mlp.search.accounting``)."""
+    """How the search ran (method, searcher, scheduler) and where its time went (``analysis.accounting``)."""
     budget = summary["budget"]
     if budget["ended_by"] == "time budget":
         ended = (

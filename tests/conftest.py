@@ -46,7 +46,8 @@ MODEL_PNGS = [
     "per_class_accuracy.png",
     "sample_predictions.png",
 ]
-SEARCH_PNGS = ["learning_curves.png", "best_so_far.png", "parallel_coordinates.png", "importance.png"]
+SEARCH_PNGS = ["learning_curves.png", "best_so_far.png", "parallel_coordinates.png", "importance.png",
+               "ensemble_trajectory.png", "pareto.png"]  # fmt: skip
 
 
 def numpy_accuracy(weights: list[np.ndarray], activation: str, x: np.ndarray, y: np.ndarray) -> float:

@@ -109,6 +109,22 @@ CASES = [
      "no trial of this experiment reported a finite val_accuracy"),
     ("export-truncated-weights", EXPORT + ["{root}/truncated", "--out", "{root}/export"], "error",
      "weights.npz is truncated or damaged"),
+    # --ensemble (docs/ensemble.md): checkpoints that cannot be averaged, found before anything is written
+    ("export-ensemble-one-checkpoint", EXPORT + ["{root}/one-checkpoint", "--ensemble", "--out", "{root}/export"],
+     "error", "one-checkpoint has 1 kept checkpoint with a finite score: an ensemble needs at least 2; run a search"),
+    ("export-ensemble-two-data-sets", EXPORT + ["{root}/two-data-sets", "--ensemble", "--out", "{root}/export"],
+     "error", "its checkpoints have different data sets ("),
+    ("export-ensemble-of-a-checkpoint", EXPORT + ["{root}/a-checkpoint", "--ensemble", "--out", "{root}/export"],
+     "error", "--ensemble: {root}/a-checkpoint is a checkpoint, not a search: give an experiment folder"),
+    ("export-pick-unreachable", EXPORT + ["{root}/smoke", "--pick", "smallest-reaching", "0.999", "--out",
+     "{root}/export"], "error", "--pick smallest-reaching 0.999: no kept checkpoint of {root}/smoke reaches it (the "
+     "best is 0."),
+    ("export-pick-unknown-rule", EXPORT + ["{root}/missing", "--pick", "fastest", "1", "--out", "{root}/export"],
+     "usage", "argument --pick: 'fastest' is not a rule; give one of smallest-within, smallest-reaching"),
+    ("export-pick-not-a-number", EXPORT + ["{root}/missing", "--pick", "smallest-within", "half", "--out",
+     "{root}/export"], "usage", "argument --pick: 'half' is not a number (e.g. --pick smallest-within 0.005)"),
+    ("export-ensemble-size-0", EXPORT + ["{root}/missing", "--ensemble", "--ensemble-size", "0", "--out",
+     "{root}/export"], "usage", "argument --ensemble_size: invalid value 0 (must be >= 1)"),
     ("predict-not-a-model", PREDICT + ["{root}/not-an-experiment", "{root}/not-an-experiment"], "error",
      "is not a tune_mlp model"),
     ("predict-no-images", PREDICT + ["{root}/smoke", "{root}/empty"], "error", "empty"),
@@ -145,7 +161,8 @@ def _tear_state(experiment: Path) -> None:
 
 # The folders copied from the real experiments: a case that names one waits for conftest's ``experiments`` (two
 # more smoke searches after the session's); the others run first, while those are being made.
-EXPERIMENT_COPIES = ("all-nan", "smoke", "torn", "truncated", "not-json", "run-truncated", "run-not-json")
+EXPERIMENT_COPIES = ("all-nan", "smoke", "torn", "truncated", "not-json", "run-truncated", "run-not-json",
+                     "one-checkpoint", "two-data-sets", "a-checkpoint")  # fmt: skip
 
 
 def needs_experiments(command: list[str]) -> bool:
@@ -175,7 +192,32 @@ def broken(root: Path, experiments: Path) -> Path:
         _break_checkpoints(root / name, file, damage)
         run = root / f"run-{name}" / "last_checkpoint"
         shutil.copytree(next((root / name).glob("trial_*/checkpoint_*")), run)
+    shutil.copytree(next((experiments / "smoke").glob("trial_*/checkpoint_*")), root / "a-checkpoint")
+    shutil.copytree(experiments / "smoke", root / "two-data-sets")
+    for config in sorted((root / "two-data-sets").glob("trial_*/checkpoint_*/config.json"))[-1:]:
+        config.write_text(config.read_text().replace('"fashion_mnist"', '"mnist"'))  # one checkpoint's data set
+    _one_checkpoint_search(root)
     return root
+
+
+def _one_checkpoint_search(root: Path) -> None:
+    """A real search that keeps one checkpoint (one trial of one epoch): no ensemble can be made of it."""
+    import ray
+
+    from tune_mlp.search.tuner import SearchOptions, run_search
+
+    space = root / "one-epoch.yaml"
+    space.write_text(
+        "parameters:\n  num_layers: {value: 1}\n  hidden_size: {value: 16}\n  batch_size: {value: 256}\n"
+        "  optimizer: {value: adam}\n  learning_rate: {value: 0.001}\n"
+    )
+    options = SearchOptions(samples=1, max_epochs=1, space=str(space), no_wandb=True, data_dir=str(FASHION_DIR),
+                            storage_path=str(root), name="one-checkpoint")  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_search(options)
+    finally:
+        ray.shutdown()
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
