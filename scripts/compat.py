@@ -156,6 +156,118 @@ def reported_epochs(experiment: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in experiment.glob("trial_*/result.json"))
 
 
+# The public Ray APIs the product calls, with the keyword arguments it passes (what a release must accept), and the
+# private names it still reaches (issue 25: being removed; each must be gated by the release it was verified on).
+PUBLIC_APIS = {
+    "ray.tune.report": ["metrics", "checkpoint"],
+    "ray.tune.get_checkpoint": [],
+    "ray.tune.Checkpoint.from_directory": ["path"],
+    "ray.tune.Tuner": ["trainable", "param_space", "tune_config", "run_config"],
+    "ray.tune.Tuner.restore": ["path", "trainable", "resume_errored", "storage_filesystem"],
+    "ray.tune.Tuner.can_restore": ["path", "storage_filesystem"],
+    "ray.tune.TuneConfig": ["metric", "mode", "search_alg", "max_concurrent_trials", "scheduler", "num_samples",
+                            "time_budget_s", "reuse_actors", "trial_dirname_creator"],
+    "ray.tune.RunConfig": ["name", "storage_path", "storage_filesystem", "stop", "checkpoint_config",
+                           "failure_config", "callbacks", "progress_reporter", "verbose"],
+    "ray.tune.CheckpointConfig": ["num_to_keep", "checkpoint_score_attribute", "checkpoint_score_order"],
+    "ray.tune.FailureConfig": ["max_failures"],
+    "ray.tune.ExperimentAnalysis": ["experiment_checkpoint_path", "default_metric", "default_mode",
+                                    "storage_filesystem"],
+    "ray.tune.ResultGrid": ["experiment_analysis"],
+    "ray.tune.with_parameters": ["trainable"],
+    "ray.tune.with_resources": ["trainable", "resources"],
+    "ray.tune.PlacementGroupFactory": ["bundles", "strategy"],
+    "ray.tune.CLIReporter": ["parameter_columns", "metric_columns", "max_report_frequency", "sort_by_metric",
+                             "max_progress_rows"],
+    "ray.tune.Callback": [],
+    "ray.tune.Stopper": [],
+    "ray.tune.search.Searcher.save_to_dir": ["checkpoint_dir"],
+    "ray.tune.search.Searcher.restore_from_dir": ["checkpoint_dir"],
+    "ray.tune.search.ConcurrencyLimiter": ["searcher", "max_concurrent"],
+    "ray.tune.search.hyperopt.HyperOptSearch": ["space", "metric", "mode", "points_to_evaluate", "n_initial_points",
+                                                "random_state_seed", "gamma"],
+    "ray.tune.schedulers.ASHAScheduler": ["time_attr", "metric", "mode", "max_t", "grace_period", "reduction_factor"],
+    "ray.tune.logger.CSVLoggerCallback": [],
+    "ray.tune.logger.JsonLoggerCallback": [],
+    "ray.tune.logger.TBXLoggerCallback": [],
+    "ray.air.integrations.wandb.WandbLoggerCallback": ["project", "group", "excludes"],
+    "ray.air.constants.EXPR_RESULT_FILE": [],
+    "ray.job_submission.JobSubmissionClient": ["address", "headers"],
+}  # fmt: skip
+PRIVATE_NAMES = [
+    "ray.tune.execution.tune_controller.TuneController._maybe_reuse_cached_actor",
+    "ray.tune.execution.tune_controller._get_max_pending_trials",
+    "ray.tune.execution.tune_controller.TuneController.CKPT_FILE_TMPL",
+    "ray.tune.search.search_generator.SearchGenerator.CKPT_FILE_TMPL",
+    "ray.tune.search.Searcher.CKPT_FILE_TMPL",
+    "ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE",
+    "ray.air.integrations.wandb._is_allowed_type",
+    "ray.air.integrations.wandb._clean_log",
+    "ray.air.util.node._force_on_current_node",
+    "ray.tune.search.hyperopt.HyperOptSearch._convert_categories_to_indices",
+]
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted name names: the longest importable module, then attributes."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(dotted)
+
+
+def api_differences(public: dict[str, list[str]], private: Sequence[str]) -> list[str]:
+    """What of ``public`` is missing or refuses a keyword we pass, and which ``private`` names are missing."""
+    import inspect
+
+    found = []
+    for dotted, keywords in public.items():
+        try:
+            target = resolve(dotted)
+        except (ImportError, AttributeError) as error:
+            found.append(f"missing {dotted} ({type(error).__name__})")
+            continue
+        if not keywords:
+            continue
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            continue
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        if missing := [k for k in keywords if k not in params]:
+            found.append(f"{dotted}: no {', '.join(missing)}")
+    for dotted in private:
+        try:
+            resolve(dotted)
+        except (ImportError, AttributeError):
+            found.append(f"missing private {dotted}")
+    return found
+
+
+def pending_behind_limiter(limit: int = 7) -> int | str:
+    """How many trials Tune keeps pending behind a searcher limited to ``limit`` at once (2.60: the limit; 2.52: 1).
+
+    Probed through Tune's private ``_get_max_pending_trials`` (compat only reads it; the product does not).
+    """
+    try:
+        from ray.tune.execution.tune_controller import _get_max_pending_trials
+        from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        return _get_max_pending_trials(SearchGenerator(ConcurrencyLimiter(HyperOptSearch(), max_concurrent=limit)))
+    except Exception as error:  # a release without it: say so in the step's line
+        return f"unknown ({type(error).__name__}: {error})"
+
+
 # ---- the steps ---------------------------------------------------------------------------------------------------
 
 
@@ -173,6 +285,20 @@ def step_versions(tier: Tier, expect_ray: str | None, expect_hyperopt: str | Non
     else:
         expect(where == REPO / "tune_mlp" / "__init__.py", f"tune_mlp is imported from {where}, not {REPO}")
     return " ".join(f"{k} {v}" for k, v in found.items())
+
+
+def step_apis(tier: Tier) -> str:
+    """Ray's public APIs the product calls, probed in the tier's interpreter; any difference fails the step."""
+    code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'scripts')!r}); import compat; "
+            "print(json.dumps([compat.pending_behind_limiter(), "
+            "compat.api_differences(compat.PUBLIC_APIS, compat.PRIVATE_NAMES)]))")  # fmt: skip
+    pending, differences = json.loads(tier.run("apis", "-c", code).strip().splitlines()[-1])
+    public = [d for d in differences if "private" not in d]
+    private = [d for d in differences if "private" in d]
+    expect(not public, "; ".join(public + private))
+    return f"{len(PUBLIC_APIS)} public APIs as called; pending behind a limit of 7: {pending}; " + (
+        "; ".join(private) or f"{len(PRIVATE_NAMES)} private names there"
+    )
 
 
 def step_smoke(tier: Tier) -> str:
@@ -343,6 +469,7 @@ def run_tier(tier: Tier, only: Sequence[str], expect_ray: str | None, expect_hyp
     (tier.work / "space.yaml").write_text(TINY_SPACE)
     plan: list[tuple[str, Callable[[], str], tuple[str, ...]]] = [
         ("versions", lambda: step_versions(tier, expect_ray, expect_hyperopt), ()),
+        ("apis", lambda: step_apis(tier), ()),
         ("smoke", lambda: step_smoke(tier), ()),
         ("analysis", lambda: step_analysis(tier), ("smoke",)),
         ("export", lambda: step_export(tier), ("smoke",)),
