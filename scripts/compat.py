@@ -97,7 +97,10 @@ class Tier:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT_S)  # fmt: skip
         path.write_text(done.stdout)
         if done.returncode != 0:
-            raise StepFailed(f"`{' '.join(args[:3])} ...` exit {done.returncode} (log {path}):\n{tail(done.stdout)}")
+            last = tail(done.stdout, 1)  # mostly the exception: the summary's line shows it
+            raise StepFailed(
+                f"`{' '.join(args[:3])} ...` exit {done.returncode}: {last} (log {path})\n{tail(done.stdout)}"
+            )
         return done.stdout
 
     def search(self, log: str, *flags: str, env: dict[str, str] | None = None) -> str:
