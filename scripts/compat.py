@@ -592,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def in_venv(args: argparse.Namespace, work: Path) -> list[Step]:
     """Install the release in a fresh venv, then run the tier there (this script again, with the venv's python)."""
-    venv = Path(args.venv) if args.venv else REPO / "build" / "compat" / f"ray-{args.ray}"
+    venv = Path(args.venv).resolve() if args.venv else REPO / "build" / "compat" / f"ray-{args.ray}"
     import tomllib  # Python 3.11: the venv run needs python3.11 anyway (--here runs on 3.10 too)
 
     venv.parent.mkdir(parents=True, exist_ok=True)
