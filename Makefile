@@ -4,7 +4,9 @@
 # four the suite kept 2 cores ~70 % busy), a module to a worker (module fixtures stay whole; the session's smoke
 # search is made once for all: tests/conftest.py).
 # `make test-fast`: the tests that start no Ray and no child process (tests/tiers.py marks the others).
-.PHONY: setup search test test-fast bench lint
+# `make compat`: the search's tier (scripts/compat.py) in this interpreter; `make compat RAY=2.52.1` in a fresh venv
+# with that Ray release (docs/compat.md).
+.PHONY: setup search test test-fast bench lint compat
 
 setup:
 	bash scripts/setup.sh
@@ -23,3 +25,6 @@ bench: setup
 
 lint:
 	ruff check tune_mlp analysis scripts tests
+
+compat:
+	scripts/compat.sh $(if $(RAY),$(RAY),--here)
