@@ -81,8 +81,7 @@ def test_every_slot_keeps_the_worker_it_started_while_short_trials_finish(tmp_pa
     finally:
         ray.shutdown()
     assert len(results) == 24 and not results.errors
-    # Eight trials may wait for their workers at once on any release (older Tune takes one: docs/compat.md)
-    assert os.environ["TUNE_MAX_PENDING_TRIALS_PG"] == "8"
+    assert "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ  # set only while Tune ran (tuner._pending_trials)
     pids = trial_pids(tmp_path / "kept")
     expected = 8 if compat.verified(ray.__version__) else None  # Tune's own rule: no promise on how many ran
     assert len(pids) == 24 and (expected is None or len(set(pids)) == expected), pids

@@ -6,12 +6,14 @@ notebooks and the cluster job call it the same way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -126,11 +128,6 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
            max_epochs: int, budget: Budget | None = None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
-    if plan.searcher == "hyperopt_tpe" and USER_MAX_PENDING is None:
-        # Tune's documented knob: how many trials may wait for resources at once behind a searcher. Ray 2.57+
-        # takes the ConcurrencyLimiter's limit by itself; older releases take 1, so at 32 slots trials would
-        # start one at a time (docs/compat.md). Set for the whole process; a user's own value is kept.
-        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(_concurrency(options))
     path = part.path
     if part.resume and tune.Tuner.can_restore(path):
         print(f"resuming experiment {path}", flush=True)
@@ -229,7 +226,23 @@ def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecor
     )
 
 
-USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")  # as this process was started
+@contextlib.contextmanager
+def _pending_trials(options: SearchOptions, plan: SearchPlan) -> Iterator[None]:
+    """While Tune runs: as many trials may wait for resources at once as there are slots, behind a searcher.
+
+    Tune's documented knob, ``TUNE_MAX_PENDING_TRIALS_PG``, read when ``fit`` starts Tune's controller. Ray 2.57+
+    takes the ConcurrencyLimiter's limit by itself; older releases take 1, so at 32 slots trials would start one
+    at a time (docs/compat.md). A user's own value is kept; the process's environment is as it was afterwards.
+    """
+    name = "TUNE_MAX_PENDING_TRIALS_PG"
+    before = os.environ.get(name)
+    if plan.searcher == "hyperopt_tpe" and before is None:
+        os.environ[name] = str(_concurrency(options))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
 
 
 def _quiet_tune(options: SearchOptions) -> None:
@@ -300,12 +313,14 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     trainable = tune.with_resources(_trainable(options, splits, max_epochs, sizing), _resources(options))
     tuner = _tuner(options, part, trainable, plan, record, max_epochs, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
-        return tuner.fit()
+        with _pending_trials(options, plan):
+            return tuner.fit()
     record = record_part(record, part, max_epochs=max_epochs, time_budget_s=budget_seconds,
                          until_budget=plan.until_budget, slots=_concurrency(options), ended_by=None)  # fmt: skip
     record = record_run(record, part, started=started)
     record_run(record, part, tuning=time.time()).save(path)
-    results = tuner.fit()
+    with _pending_trials(options, plan):
+        results = tuner.fit()
     _finish_part(path, part, results, budget)
     return results
 
