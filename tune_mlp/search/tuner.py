@@ -37,7 +37,7 @@ from tune_mlp.search.budget import (
     typical_config,
 )
 from tune_mlp.search.budget_tune import BudgetSearcher, BudgetStopper, budget_cut
-from tune_mlp.search.compat import keep_starting_workers, no_aws_secrets_in_runtime_envs
+from tune_mlp.search.compat import keep_starting_workers
 from tune_mlp.search.extend import Part, plan_part, ran, record_part, record_run, trials_done
 from tune_mlp.search.options import (
     UNTIL_BUDGET,
@@ -73,7 +73,6 @@ def base_config(space: dict[str, Any]) -> TrainConfig:
 
 
 def init_ray(options: SearchOptions) -> None:
-    no_aws_secrets_in_runtime_envs()  # tune_mlp.search.compat
     quiet = {} if options.verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
     address = options.address or os.environ.get("RAY_ADDRESS")
     # W&B's logging actors run in Ray workers, which take their environment from the job, not
@@ -129,9 +128,10 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
     path = part.path
-    if part.resume and tune.Tuner.can_restore(path):
+    fs, fs_path = storage.filesystem(path)  # what Tune reads and writes with (tune_mlp.storage: keys_out_of_environ)
+    if part.resume and tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         print(f"resuming experiment {path}", flush=True)
-        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        return tune.Tuner.restore(fs_path, trainable=trainable, resume_errored=True, storage_filesystem=fs)
     if options.resume and part.folder == ".":
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
@@ -159,7 +159,8 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=path.rsplit("/", 1)[0],
+            storage_path=fs_path.rsplit("/", 1)[0],
+            storage_filesystem=fs,
             stop=BudgetStopper(budget.deadline) if budget else None,
             checkpoint_config=_retention(record),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
@@ -313,13 +314,13 @@ def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.R
     trainable = tune.with_resources(_trainable(options, splits, max_epochs, sizing), _resources(options))
     tuner = _tuner(options, part, trainable, plan, record, max_epochs, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
-        with _pending_trials(options, plan):
+        with _pending_trials(options, plan), storage.keys_out_of_environ():
             return tuner.fit()
     record = record_part(record, part, max_epochs=max_epochs, time_budget_s=budget_seconds,
                          until_budget=plan.until_budget, slots=_concurrency(options), ended_by=None)  # fmt: skip
     record = record_run(record, part, started=started)
     record_run(record, part, tuning=time.time()).save(path)
-    with _pending_trials(options, plan):
+    with _pending_trials(options, plan), storage.keys_out_of_environ():
         results = tuner.fit()
     _finish_part(path, part, results, budget)
     return results
