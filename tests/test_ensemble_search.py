@@ -130,6 +130,30 @@ def test_export_json_and_model_card_name_every_member(exported: tuple[Path, dict
     assert f"| {info['metrics']['test_accuracy']:.4f} |" in card
 
 
+def test_a_one_member_choice_is_named_in_the_singular(experiment: Path, tmp_path: Path, capsys) -> None:
+    """--ensemble-size 1 keeps one checkpoint: the card and the command's line say "1 checkpoint", not "1 MLPs"."""
+    from tune_mlp.export import main
+
+    assert main([str(experiment), "--ensemble", "--ensemble-size", "1", "--out", str(tmp_path / "one")]) == 0
+    printed = capsys.readouterr().out
+    info = json.loads((tmp_path / "one" / "export.json").read_text())
+    member = info["ensemble"]["members"][0]
+    assert len(info["ensemble"]["members"]) == 1 and member["weight"] == 1.0
+    assert f"the ensemble of 1 checkpoint ({member['trial_id']}@{member['epoch']} 1.00)" in printed
+    card = (tmp_path / "one" / "model_card.md").read_text()
+    assert card.startswith("# Model card: tune_mlp MLP on fashion_mnist, chosen by ensemble selection\n")
+    assert "The softmax output of one checkpoint of the search" in card and ": 1 pick, weight = picks / 1." in card
+    assert "1 MLPs" not in card and "1 checkpoints" not in card
+
+
+def test_a_several_member_card_counts_them_in_the_plural(exported: tuple[Path, dict]) -> None:
+    out, info = exported
+    count = len(info["ensemble"]["members"])
+    card = (out / "model_card.md").read_text()
+    assert card.startswith(f"# Model card: tune_mlp ensemble of {count} MLPs on fashion_mnist\n")
+    assert f"softmax outputs of {count} checkpoints" in card and f": {SIZE} picks, weight = picks / {SIZE}." in card
+
+
 def test_predict_takes_the_ensemble_unchanged(exported: tuple[Path, dict], tmp_path: Path) -> None:
     import keras
     from PIL import Image

@@ -251,6 +251,11 @@ Per-class recall on the test set:
 """
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 checkpoint``, ``3 checkpoints``: a count with its noun in the right number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def ensemble_card(info: dict[str, Any]) -> str:
     config, metrics, ensemble = info["config"], info["metrics"], info["ensemble"]
     hidden = [f"{m['config']['num_layers']} × {m['config']['hidden_size']} {m['config']['activation']}"
@@ -260,12 +265,21 @@ def ensemble_card(info: dict[str, Any]) -> str:
         f"`{m['checkpoint']}` |"
         for m, layers in zip(ensemble["members"], hidden)
     )
-    return f"""# Model card: tune_mlp ensemble of {len(ensemble["members"])} MLPs on {config["dataset"]}
+    count, search = len(ensemble["members"]), info["source"]["path"]
+    if count == 1:  # the selection kept one checkpoint: say so, not "an ensemble of 1 MLPs"
+        title = f"tune_mlp MLP on {config['dataset']}, chosen by ensemble selection"
+        what = f"The softmax output of one checkpoint of the search `{search}`"
+        alone = " The selection kept this checkpoint alone (weight 1)."
+    else:
+        title = f"tune_mlp ensemble of {count} MLPs on {config['dataset']}"
+        what = f"The weighted average of the softmax outputs of {count} checkpoints of the search `{search}`"
+        alone = ""
+    return f"""# Model card: {title}
 
-The weighted average of the softmax outputs of {len(ensemble["members"])} checkpoints of the search
-`{info["source"]["path"]}`, chosen among its {ensemble["members_considered"]} kept checkpoints by
-{ensemble["selection"]}: {ensemble["picks"]} picks, weight = picks / {ensemble["picks"]}. Nothing was retrained.
-{ensemble["parameters"]:,} parameters in all.
+{what},
+chosen among its {plural(ensemble["members_considered"], "kept checkpoint")} by
+{ensemble["selection"]}: {plural(ensemble["picks"], "pick")}, weight = picks / {ensemble["picks"]}.{alone} Nothing was
+retrained. {ensemble["parameters"]:,} parameters in all.
 
 ## Members
 
@@ -339,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ensemble:
             info = export_ensemble(args.source, args.out, args.data_dir, args.ensemble_size)
             members = ", ".join(f"{m['trial_id']}@{m['epoch']} {m['weight']:.2f}" for m in info["ensemble"]["members"])
-            what = f"the ensemble of {len(info['ensemble']['members'])} checkpoints ({members})"
+            what = f"the ensemble of {plural(len(info['ensemble']['members']), 'checkpoint')} ({members})"
         elif args.pick is not None:
             info = export_pick(args.source, args.out, *args.pick, args.data_dir)
             picked = info["source"]["pick"]
