@@ -45,10 +45,29 @@ def test_the_validation_split_is_the_one_the_trials_were_scored_on(experiment: P
     from tune_mlp.search.tuner import SMOKE_TRAIN_EXAMPLES
 
     assert kept.SMOKE_TRAIN_EXAMPLES == SMOKE_TRAIN_EXAMPLES
-    ensemble = kept.select_from_search(experiment)
+    ensemble = kept.select_from_search(experiment, candidates="kept")  # every kept checkpoint
     for member, probabilities in zip(ensemble.members, ensemble.val_probabilities):
         # float64 numpy against the trial's float32 TensorFlow: an example on the edge may flip, no more
         assert accuracy(probabilities, ensemble.y_val) == pytest.approx(member.score, abs=1.5 / len(ensemble.y_val))
+
+
+def test_the_candidates_are_the_best_checkpoint_of_each_trial_by_default(experiment: Path) -> None:
+    _, every = kept.kept_checkpoints(experiment)
+    trials = {m.trial_id for m in every}
+    ensemble = kept.select_from_search(experiment)
+    assert ensemble.candidates == "best-of-trial" and len(trials) >= 2 and len(every) > len(trials)
+    assert sorted(m.trial_id for m in ensemble.members) == sorted(trials)
+    for member in ensemble.members:
+        assert member.score == max(m.score for m in every if m.trial_id == member.trial_id)
+    assert (
+        ensemble.described
+        == f"the best checkpoint of each of its {len(trials)} trials (of {len(every)} kept checkpoints)"
+    )
+    everything = kept.select_from_search(experiment, candidates="kept")
+    assert [m.checkpoint for m in everything.members] == [m.checkpoint for m in every]
+    assert everything.described == f"all its {len(every)} kept checkpoints"
+    single = everything.members[everything.best]
+    assert ensemble.members[ensemble.best].checkpoint == single.checkpoint  # the same single best either way
 
 
 def test_selection_is_reproducible(experiment: Path) -> None:
@@ -128,6 +147,7 @@ def test_export_json_and_model_card_name_every_member(exported: tuple[Path, dict
         assert f"| {m['trial_id']} | {m['epoch']} | {m['weight']:.4f} | {m['picks']} |" in card
         assert f"`{m['checkpoint']}`" in card
     assert f"| {info['metrics']['test_accuracy']:.4f} |" in card
+    assert f"chosen among {info['ensemble']['candidates']} by" in card.replace("\n", " ")
 
 
 def test_a_one_member_choice_is_named_in_the_singular(experiment: Path, tmp_path: Path, capsys) -> None:

@@ -9,7 +9,7 @@ layers with built-in activations, softmax output) that ``keras.models.load_model
 tune_mlp; it takes images of shape (N, 28, 28) with float pixels in [0, 1] (pixels as (N, 784):
 ``x.reshape(-1, 28, 28)``; a Keras 3 model has one input rank). ``export.json`` records what was
 exported, so predict and analysis can read the folder back. With ``--ensemble`` the model is the ensemble
-chosen over all the search's kept checkpoints (``tune_mlp.deploy.members``, docs/ensemble.md): the members side
+chosen over the best checkpoint of each trial (``tune_mlp.deploy.members``, docs/ensemble.md): the members side
 by side on one input, their softmax outputs averaged with the selection's weights, built-in layers only.
 """
 
@@ -110,7 +110,7 @@ def export_model(
 def export_ensemble(
     path: str | Path, out: Path, data_dir: str | None = None, size: int | None = None
 ) -> dict[str, Any]:
-    """The ensemble chosen over a search's kept checkpoints (``tune_mlp.deploy.members``) as one model, same files.
+    """The ensemble chosen over a search's checkpoints (``tune_mlp.deploy.members``) as one model, same files.
 
     export.json's ``config`` is the heaviest member's (data set and split, which every member shares: predict and
     analysis read those); ``ensemble.members`` names each member with its weight and config.
@@ -143,6 +143,7 @@ def export_ensemble(
         "ensemble": {
             "selection": "greedy forward selection with replacement on validation log loss (Caruana et al. 2004)",
             "members_considered": len(ensemble.members),
+            "candidates": ensemble.described,
             "picks": ensemble.selection.size,
             "parameters": int(sum(m.parameters for m in members)),
             "members": [
@@ -277,7 +278,7 @@ def ensemble_card(info: dict[str, Any]) -> str:
     return f"""# Model card: {title}
 
 {what},
-chosen among its {plural(ensemble["members_considered"], "kept checkpoint")} by
+chosen among {ensemble["candidates"]} by
 {ensemble["selection"]}: {plural(ensemble["picks"], "pick")}, weight = picks / {ensemble["picks"]}.{alone} Nothing was
 retrained. {ensemble["parameters"]:,} parameters in all.
 
@@ -314,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "data-dir", default=None, help="folder with the data set's IDX files (for the test scores)")
     add_flag(
         parser, "ensemble", action="store_true",
-        help="export the ensemble chosen over the search's kept checkpoints (docs/ensemble.md), not its single best",
+        help="export the ensemble chosen over the search's checkpoints (docs/ensemble.md), not its single best",
     )  # fmt: skip
     add_flag(
         parser, "ensemble-size", type=int, default=None,
