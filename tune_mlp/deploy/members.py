@@ -23,7 +23,7 @@ from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
 
 # The candidates the selection chooses among. "best-of-trial" (the default): each trial's best kept checkpoint. Over six
-# 5- and 10-minute searches it matched all kept checkpoints on test (-0.0007 to +0.0019) with 40-55 % fewer parameters:
+# 5- and 10-minute searches it matched all kept checkpoints on test (-0.0007 to +0.0019) with 17-58 % fewer parameters:
 # a trial's other kept epochs are near-duplicates of its best that the selection spreads weight over for nothing
 # (docs/benchmarks.md, "Ensembles: what more members buy"). "kept": every kept checkpoint.
 CANDIDATES = ("best-of-trial", "kept")
