@@ -1,5 +1,6 @@
-"""The report's ensemble section: the single best checkpoint and the ensemble chosen over every kept checkpoint
-(``tune_mlp.deploy.members``), side by side on the test set, with the selection's trajectory.
+"""The report's ensemble section: the single best checkpoint and the ensemble chosen over the search's checkpoints
+(``tune_mlp.deploy.members``: by default the best of each trial), side by side on the test set, with the selection's
+trajectory.
 
 The ensemble is chosen on the search's validation split alone; the test set is read once the choice is made, to
 score the two reported models (and, for the picture, the ensemble after each pick: reported, never chosen on).
@@ -45,6 +46,7 @@ def compare(experiment: str, data_dir: str | None, relative: Any = str) -> dict[
     alone = weights == {ensemble.best: 1.0}  # the selection kept the single best: one model, measured once
     return {
         "members_considered": len(members),
+        "candidates": ensemble.described,
         "size": selection.size,
         "max_size": len(selection.picks),
         "models": {
@@ -107,8 +109,8 @@ def ensemble_sections(comparison: dict[str, Any], out: Path) -> list[Section]:
         else "**the single best alone**: no mixture beat it on validation"
     )
     text = (
-        f"Greedy ensemble selection with replacement (Caruana et al. 2004) over all "
-        f"**{comparison['members_considered']} kept checkpoints**, on the search's own validation split and its "
+        f"Greedy ensemble selection with replacement (Caruana et al. 2004) over "
+        f"**{comparison['candidates']}**, on the search's own validation split and its "
         f"log loss: started from the best few, at most {comparison['max_size']} picks, the trajectory's best point "
         f"kept ({kept}). Scored once on the test set: "
         f"ensemble test accuracy **{ensemble['test_accuracy']:.4f}** against **{single['test_accuracy']:.4f}** for "

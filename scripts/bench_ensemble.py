@@ -27,7 +27,7 @@ def main() -> int:
 
     from analysis.ensemble_report import compare
 
-    header = (f"{'experiment':<40} {'kept':>4} {'picks':>5} {'members':>7} {'single':>7} {'ensemble':>8} {'gain':>7} "
+    header = (f"{'experiment':<40} {'cand':>4} {'picks':>5} {'members':>7} {'single':>7} {'ensemble':>8} {'gain':>7} "
               f"{'params single/ens':>19} {'µs/img b1 single/ens':>21}")  # fmt: skip
     print(header)
     singles, ensembles = [], []

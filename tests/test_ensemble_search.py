@@ -45,10 +45,29 @@ def test_the_validation_split_is_the_one_the_trials_were_scored_on(experiment: P
     from tune_mlp.search.tuner import SMOKE_TRAIN_EXAMPLES
 
     assert kept.SMOKE_TRAIN_EXAMPLES == SMOKE_TRAIN_EXAMPLES
-    ensemble = kept.select_from_search(experiment)
+    ensemble = kept.select_from_search(experiment, candidates="kept")  # every kept checkpoint
     for member, probabilities in zip(ensemble.members, ensemble.val_probabilities):
         # float64 numpy against the trial's float32 TensorFlow: an example on the edge may flip, no more
         assert accuracy(probabilities, ensemble.y_val) == pytest.approx(member.score, abs=1.5 / len(ensemble.y_val))
+
+
+def test_the_candidates_are_the_best_checkpoint_of_each_trial_by_default(experiment: Path) -> None:
+    _, every = kept.kept_checkpoints(experiment)
+    trials = {m.trial_id for m in every}
+    ensemble = kept.select_from_search(experiment)
+    assert ensemble.candidates == "best-of-trial" and len(trials) >= 2 and len(every) > len(trials)
+    assert sorted(m.trial_id for m in ensemble.members) == sorted(trials)
+    for member in ensemble.members:
+        assert member.score == max(m.score for m in every if m.trial_id == member.trial_id)
+    assert (
+        ensemble.described
+        == f"the best checkpoint of each of its {len(trials)} trials (of {len(every)} kept checkpoints)"
+    )
+    everything = kept.select_from_search(experiment, candidates="kept")
+    assert [m.checkpoint for m in everything.members] == [m.checkpoint for m in every]
+    assert everything.described == f"all its {len(every)} kept checkpoints"
+    single = everything.members[everything.best]
+    assert ensemble.members[ensemble.best].checkpoint == single.checkpoint  # the same single best either way
 
 
 def test_selection_is_reproducible(experiment: Path) -> None:
@@ -128,6 +147,31 @@ def test_export_json_and_model_card_name_every_member(exported: tuple[Path, dict
         assert f"| {m['trial_id']} | {m['epoch']} | {m['weight']:.4f} | {m['picks']} |" in card
         assert f"`{m['checkpoint']}`" in card
     assert f"| {info['metrics']['test_accuracy']:.4f} |" in card
+    assert f"chosen among {info['ensemble']['candidates']} by" in card.replace("\n", " ")
+
+
+def test_a_one_member_choice_is_named_in_the_singular(experiment: Path, tmp_path: Path, capsys) -> None:
+    """--ensemble-size 1 keeps one checkpoint: the card and the command's line say "1 checkpoint", not "1 MLPs"."""
+    from tune_mlp.export import main
+
+    assert main([str(experiment), "--ensemble", "--ensemble-size", "1", "--out", str(tmp_path / "one")]) == 0
+    printed = capsys.readouterr().out
+    info = json.loads((tmp_path / "one" / "export.json").read_text())
+    member = info["ensemble"]["members"][0]
+    assert len(info["ensemble"]["members"]) == 1 and member["weight"] == 1.0
+    assert f"the ensemble of 1 checkpoint ({member['trial_id']}@{member['epoch']} 1.00)" in printed
+    card = (tmp_path / "one" / "model_card.md").read_text()
+    assert card.startswith("# Model card: tune_mlp MLP on fashion_mnist, chosen by ensemble selection\n")
+    assert "The softmax output of one checkpoint of the search" in card and ": 1 pick, weight = picks / 1." in card
+    assert "1 MLPs" not in card and "1 checkpoints" not in card
+
+
+def test_a_several_member_card_counts_them_in_the_plural(exported: tuple[Path, dict]) -> None:
+    out, info = exported
+    count = len(info["ensemble"]["members"])
+    card = (out / "model_card.md").read_text()
+    assert card.startswith(f"# Model card: tune_mlp ensemble of {count} MLPs on fashion_mnist\n")
+    assert f"softmax outputs of {count} checkpoints" in card and f": {SIZE} picks, weight = picks / {SIZE}." in card
 
 
 def test_predict_takes_the_ensemble_unchanged(exported: tuple[Path, dict], tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ layers with built-in activations, softmax output) that ``keras.models.load_model
 tune_mlp; it takes images of shape (N, 28, 28) with float pixels in [0, 1] (pixels as (N, 784):
 ``x.reshape(-1, 28, 28)``; a Keras 3 model has one input rank). ``export.json`` records what was
 exported, so predict and analysis can read the folder back. With ``--ensemble`` the model is the ensemble
-chosen over all the search's kept checkpoints (``tune_mlp.deploy.members``, docs/ensemble.md): the members side
+chosen over the best checkpoint of each trial (``tune_mlp.deploy.members``, docs/ensemble.md): the members side
 by side on one input, their softmax outputs averaged with the selection's weights, built-in layers only.
 """
 
@@ -110,7 +110,7 @@ def export_model(
 def export_ensemble(
     path: str | Path, out: Path, data_dir: str | None = None, size: int | None = None
 ) -> dict[str, Any]:
-    """The ensemble chosen over a search's kept checkpoints (``tune_mlp.deploy.members``) as one model, same files.
+    """The ensemble chosen over a search's checkpoints (``tune_mlp.deploy.members``) as one model, same files.
 
     export.json's ``config`` is the heaviest member's (data set and split, which every member shares: predict and
     analysis read those); ``ensemble.members`` names each member with its weight and config.
@@ -143,6 +143,7 @@ def export_ensemble(
         "ensemble": {
             "selection": "greedy forward selection with replacement on validation log loss (Caruana et al. 2004)",
             "members_considered": len(ensemble.members),
+            "candidates": ensemble.described,
             "picks": ensemble.selection.size,
             "parameters": int(sum(m.parameters for m in members)),
             "members": [
@@ -251,6 +252,11 @@ Per-class recall on the test set:
 """
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 checkpoint``, ``3 checkpoints``: a count with its noun in the right number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def ensemble_card(info: dict[str, Any]) -> str:
     config, metrics, ensemble = info["config"], info["metrics"], info["ensemble"]
     hidden = [f"{m['config']['num_layers']} × {m['config']['hidden_size']} {m['config']['activation']}"
@@ -260,12 +266,21 @@ def ensemble_card(info: dict[str, Any]) -> str:
         f"`{m['checkpoint']}` |"
         for m, layers in zip(ensemble["members"], hidden)
     )
-    return f"""# Model card: tune_mlp ensemble of {len(ensemble["members"])} MLPs on {config["dataset"]}
+    count, search = len(ensemble["members"]), info["source"]["path"]
+    if count == 1:  # the selection kept one checkpoint: say so, not "an ensemble of 1 MLPs"
+        title = f"tune_mlp MLP on {config['dataset']}, chosen by ensemble selection"
+        what = f"The softmax output of one checkpoint of the search `{search}`"
+        alone = " The selection kept this checkpoint alone (weight 1)."
+    else:
+        title = f"tune_mlp ensemble of {count} MLPs on {config['dataset']}"
+        what = f"The weighted average of the softmax outputs of {count} checkpoints of the search `{search}`"
+        alone = ""
+    return f"""# Model card: {title}
 
-The weighted average of the softmax outputs of {len(ensemble["members"])} checkpoints of the search
-`{info["source"]["path"]}`, chosen among its {ensemble["members_considered"]} kept checkpoints by
-{ensemble["selection"]}: {ensemble["picks"]} picks, weight = picks / {ensemble["picks"]}. Nothing was retrained.
-{ensemble["parameters"]:,} parameters in all.
+{what},
+chosen among {ensemble["candidates"]} by
+{ensemble["selection"]}: {plural(ensemble["picks"], "pick")}, weight = picks / {ensemble["picks"]}.{alone} Nothing was
+retrained. {ensemble["parameters"]:,} parameters in all.
 
 ## Members
 
@@ -300,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "data-dir", default=None, help="folder with the data set's IDX files (for the test scores)")
     add_flag(
         parser, "ensemble", action="store_true",
-        help="export the ensemble chosen over the search's kept checkpoints (docs/ensemble.md), not its single best",
+        help="export the ensemble chosen over the search's checkpoints (docs/ensemble.md), not its single best",
     )  # fmt: skip
     add_flag(
         parser, "ensemble-size", type=int, default=None,
@@ -339,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ensemble:
             info = export_ensemble(args.source, args.out, args.data_dir, args.ensemble_size)
             members = ", ".join(f"{m['trial_id']}@{m['epoch']} {m['weight']:.2f}" for m in info["ensemble"]["members"])
-            what = f"the ensemble of {len(info['ensemble']['members'])} checkpoints ({members})"
+            what = f"the ensemble of {plural(len(info['ensemble']['members']), 'checkpoint')} ({members})"
         elif args.pick is not None:
             info = export_pick(args.source, args.out, *args.pick, args.data_dir)
             picked = info["source"]["pick"]
