@@ -7,8 +7,7 @@ import math
 import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from tune_mlp.search.space import SearchSpaceError
-from tune_mlp.search.sweep import load_sweep
+from tune_mlp.search.space import SearchSpaceError, load_sweep
 
 
 def load_space(name_or_path):

@@ -11,8 +11,8 @@ import pytest
 from conftest import FASHION_DIR
 
 from tune_mlp.search.cli import main as search_main
-from tune_mlp.search.options import SearchOptions, search_plan
-from tune_mlp.search.sweep import Hyperband, describe_plan, keys_line, load_sweep
+from tune_mlp.search.plan import SearchOptions, describe_plan, keys_line, search_plan
+from tune_mlp.search.space import Hyperband, load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -239,7 +239,7 @@ def test_odd_yaml_never_gives_a_traceback(tmp_path, capsys) -> None:
 
 def test_describe_plan_lists_space_searcher_scheduler_and_samples(tmp_path) -> None:
     sweep = load_sweep(write(tmp_path, "parameters:\n  lr: {value: 0.01}\n  b: {values: [32, 64]}\n"))
-    text = describe_plan(plan_search(sweep), initial_points=6, seed=1)
+    text = describe_plan(plan_search(sweep, {"initial_points": 6, "seed": 1}))
     assert text.splitlines()[1:5] == [
         "method: bayes -> HyperOptSearch (TPE; 6 random points first, seed 1)",
         "metric: val_accuracy (max)",
@@ -302,7 +302,7 @@ def test_smoke_search_from_an_assignment_sweep_names_method_and_scheduler(tmp_pa
 
 
 def test_tpe_start_up_trials_default_to_six_then_half_the_slots(capsys) -> None:
-    from tune_mlp.search.options import initial_points_for
+    from tune_mlp.search.plan import initial_points_for
 
     assert [initial_points_for(slots) for slots in (1, 2, 8, 9, 16, 32, 64)] == [6, 6, 6, 6, 8, 16, 32]
     assert initial_points_for(64, given=3) == 3  # --initial-points given wins

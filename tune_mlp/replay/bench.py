@@ -318,7 +318,7 @@ def curve_case(path: str, space: str, partial: bool = False, training_seed: int 
 
     from tune_mlp.replay.surrogate import NearestConfig
     from tune_mlp.replay.table import TableError, load_table
-    from tune_mlp.search.sweep import load_sweep
+    from tune_mlp.search.space import load_sweep
 
     table = load_table(path, partial=partial)
     tune_space = load_sweep(space).space.tune_space()

@@ -262,7 +262,3 @@ def _upload_runs(trials: list[Any]) -> None:
         except OSError as error:
             logger.warning("W&B: could not copy %s to the results: %s", local, error)
 
-
-def wandb_logger_callback(**kwargs: Any) -> WandbLoggerCallback:
-    """The search's W&B logger (``tune_mlp.search.tuner``; ``scripts/bench_scale.py`` swaps it for Ray's)."""
-    return WandbLoggerCallback(**kwargs)
