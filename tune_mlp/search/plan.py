@@ -58,36 +58,22 @@ class SearchOptions:
     """How to search; what to train is in the space file and TrainConfig."""
 
     # None: the sweep file's value (run_cap, early_terminate), else PLAN_DEFAULTS; a flag given wins over the file.
-    samples: int | None = bounded(
-        None,
-        1,
-        help="trials to run (default: run_cap, else 20; with a budget: until it ends); "
-        "above an existing --name's: more",
-    )
+    samples: int | None = bounded(None, 1, help="trials to run (default: run_cap, else 20; with a budget: until it "
+                                  "ends); above an existing --name's: more")  # fmt: skip
     time_budget: str | None = option(None, "end the whole search after this long (90s, 10m, 1h30m); max-epochs fits it")
     space: str = option("default", "search space: a W&B sweep file, or a name in search_spaces/")
-    max_epochs: int | None = bounded(
-        None,
-        1,
-        help="ASHA's max_t, the most epochs a trial trains "
-        "(default: max_iter, else 30; with a budget: what fits, <= 100)",
-    )
+    max_epochs: int | None = bounded(None, 1, help="ASHA's max_t, the most epochs a trial trains "
+                                     "(default: max_iter, else 30; with a budget: what fits, <= 100)")  # fmt: skip
     grace_period: int | None = bounded(None, 1, help="epochs before ASHA may stop a trial (default: min_iter, else 3)")
-    reduction_factor: float | None = bounded(
-        None, 1, low_open=True, help="ASHA keeps 1/this at each rung (eta, else 3)"
-    )
+    reduction_factor: float | None = bounded(None, 1, low_open=True,
+                                             help="ASHA keeps 1/this at each rung (eta, else 3)")  # fmt: skip
     cpus_per_trial: int = bounded(1, 1, help="CPUs (TensorFlow threads) per trial")
     gpus_per_trial: float = bounded(0.0, 0.0, help="GPUs per trial; a fraction shares one (0.25: four trials a GPU)")
     concurrency: int | None = bounded(None, 1, help="trials at once (default: cluster CPUs / cpus-per-trial)")
-    initial_points: int | None = bounded(
-        None,
-        1,
-        help=f"random trials before TPE takes over (default: {INITIAL_POINTS}; "
-        f"above {STARTUP_MAX_SLOTS} slots, half the slots)",
-    )
-    searcher: str = choice(
-        "hyperopt", SEARCHERS, help="hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), random"
-    )
+    initial_points: int | None = bounded(None, 1, help=f"random trials before TPE takes over (default: {INITIAL_POINTS}"
+                                         f"; above {STARTUP_MAX_SLOTS} slots, half the slots)")  # fmt: skip
+    searcher: str = choice("hyperopt", SEARCHERS, help="hyperopt (TPE), or a peer: optuna, bohb (tune_mlp[peers]), "
+                           "random")  # fmt: skip
     max_failures: int = bounded(2, 0, help="retries of a crashed trial, from its last checkpoint")
     seed: int = option(0, "the searcher's seed")
     metric: str | None = choice(None, tuple(REPORTED_METRICS), help="what all parts select by (default: the file's)")
@@ -102,11 +88,8 @@ class SearchOptions:
     smoke_test: bool = option(False, "two trials, two epochs, a slice of the data")
     verbose: bool = option(False, "show Ray's and the trials' logs")
     tensorboard: bool = option(False, "also write TensorBoard event files for every trial (Tune's TBXLoggerCallback)")
-    stand_in: float | None = bounded(
-        None,
-        0,
-        help="seconds per epoch: trials sleep and report a made-up curve instead of training (try a set-up, time Ray)",
-    )
+    stand_in: float | None = bounded(None, 0, help="seconds per epoch: trials sleep and report a made-up curve "
+                                     "instead of training (try a set-up, time Ray)")  # fmt: skip
     dry_run: bool = option(False, "print the Tune space, searcher, scheduler and sample count the file gives, and exit")
 
     @property
@@ -362,16 +345,12 @@ def format_duration(seconds: float) -> str:
     return text or "0s"
 
 
-def weight_count(config: dict[str, Any]) -> int:
-    """Weights of the 784 -> num_layers x hidden_size -> 10 MLP (what an epoch's cost scales with)."""
-    layers, hidden = int(config.get("num_layers", 3)), int(config.get("hidden_size", 128))
-    return 784 * hidden + max(layers - 1, 0) * hidden * hidden + hidden * 10 + layers * hidden + 10
-
-
 def epoch_seconds(config: dict[str, Any], n_train: int, n_val: int, cores: int = 1) -> float:
     """Predicted seconds of one epoch (training pass + validation) of ``config`` on ``cores`` CPUs."""
+    layers, hidden = int(config.get("num_layers", 3)), int(config.get("hidden_size", 128))
+    weights = 784 * hidden + max(layers - 1, 0) * hidden * hidden + hidden * 10 + layers * hidden + 10
     # Evaluation is a forward pass only: about a third of a training step's work per example.
-    work = weight_count(config) * (n_train + n_val / 3)
+    work = weights * (n_train + n_val / 3)
     return work / (WEIGHT_SAMPLES_PER_CORE_SECOND * max(cores, 1))
 
 

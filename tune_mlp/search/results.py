@@ -34,14 +34,6 @@ HISTORY_COLUMNS = ["trial_id", "epoch", "val_accuracy", "val_loss", "train_loss"
 TIMING_COLUMNS = ["part", "timestamp", "time_total_s", "time_this_iter_s", "epoch_seconds"]
 
 
-class ExtendError(UserInputError, ValueError):
-    """An experiment that cannot be extended as asked."""
-
-
-class ResumeError(UserInputError, ValueError):
-    """An interrupted experiment that cannot be resumed."""
-
-
 class ExperimentError(UserInputError, ValueError):
     """An experiment directory that cannot be analysed; the message says why."""
 
@@ -72,7 +64,7 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
     if existing is None:
         return Part(root, ".", samples, _resumable(root))
     if _canonical(existing.parameters) != _canonical(record.parameters):
-        raise ExtendError(
+        raise UserInputError(
             f"{root} was searched over another space ({existing.space}): extend it with the same --space, "
             "or give a new --name"
         )
@@ -85,14 +77,9 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
     if 0 <= samples <= done:  # nothing to add: reopen the last part, which returns its results (-1: until a budget)
         return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True, finished=True)
     earlier = [result for path in existing.part_paths(root) for result in load_results(path, existing)]
-    return Part(
-        root,
-        f"{PART_PREFIX}{len(parts) + 1}",
-        samples - done if samples >= 0 else samples,
-        False,
-        warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
-        histories={point["trial_id"]: point["history"] for point in _histories(earlier, existing.metric)},
-    )
+    return Part(root, f"{PART_PREFIX}{len(parts) + 1}", samples - done if samples >= 0 else samples, False,
+                warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
+                histories=_histories(earlier, existing.metric))  # fmt: skip
 
 
 def _resumable(path: str) -> bool:
@@ -102,7 +89,7 @@ def _resumable(path: str) -> bool:
         return False
     torn = torn_state(path)
     if torn:
-        raise ResumeError(
+        raise UserInputError(
             f"{path} cannot be resumed: Tune's saved state {torn} is empty or cut short (its driver was killed while "
             "Tune was writing it); start the search again under a new --name (its trials stay in its trial_* folders)"
         )
@@ -141,29 +128,24 @@ def warm_points(results: list[Any], metric: str, mode: str, sampled: list[str]) 
     return points
 
 
-def _histories(results: list[Any], metric: str) -> list[dict[str, Any]]:
-    rows = []
+def _histories(results: list[Any], metric: str) -> dict[str, dict[int, float]]:
+    """Each earlier trial's metric per epoch (what ASHA's rungs are told)."""
+    histories = {}
     for result in results:
         frame = result.metrics_dataframe
-        if frame is None or frame.empty or metric not in frame:
-            continue
-        scores = {int(e): float(s) for e, s in zip(frame["epoch"], frame[metric]) if math.isfinite(s)}
-        rows.append({"trial_id": str(frame["trial_id"].iloc[-1]), "history": scores})
-    return rows
-
-
-def part_entry(part: Part, **info: Any) -> dict[str, Any]:
-    """The ``search.json`` entry of a part as it starts (``ended_by`` None until it ends)."""
-    warm = [{"trial_id": p["trial_id"], "reward": p["reward"]} for p in part.warm_start]
-    return {"folder": part.folder, "samples": part.samples, "warm_start": warm, "ended_by": None, **info}
+        if frame is not None and not frame.empty and metric in frame:
+            scores = {int(e): float(s) for e, s in zip(frame["epoch"], frame[metric]) if math.isfinite(s)}
+            histories[str(frame["trial_id"].iloc[-1])] = scores
+    return histories
 
 
 def record_part(record: SearchRecord, part: Part, **info: Any) -> SearchRecord:
     """``record`` with this part's entry added (a new part) or updated with ``info`` (a resumed one)."""
     parts = [dict(p) for p in record.parts]
     index = next((i for i, p in enumerate(parts) if p.get("folder", ".") == part.folder), None)
-    if index is None:
-        parts.append(part_entry(part, **info))
+    if index is None:  # ended_by None until it ends
+        warm = [{"trial_id": p["trial_id"], "reward": p["reward"]} for p in part.warm_start]
+        parts.append({"folder": part.folder, "samples": part.samples, "warm_start": warm, "ended_by": None, **info})
     else:
         parts[index].update(info)
     return dataclasses.replace(record, parts=parts)

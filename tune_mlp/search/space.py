@@ -382,7 +382,8 @@ def _check_shape(where: str, field: str, spec: dict[str, Any]) -> None:
         raise SearchSpaceError(f"{where}: {' and '.join(names)} must be > 0 for {spec['distribution']}")
     if field in CHOICES or field == "jit_compile":
         raise SearchSpaceError(f"{where}: {field} takes choices; use 'values: [...]', not {spec['distribution']}")
-    if can_reach_open_bound(field, spec):
+    # A normal without q on a field that must be > its bound would be clipped to a meaningless value.
+    if spec["distribution"] == "normal" and BOUNDS.get(field, (None, None, False))[2]:
         raise SearchSpaceError(
             f"{where}: a normal can draw values <= 0, which {field} cannot take; use log_normal "
             "(mu = ln of the centre) or log_uniform_values"
@@ -432,11 +433,6 @@ def check_point(path: Path, index: int, point: Any, parameters: dict[str, dict[s
             if not low <= value <= high:
                 raise SearchSpaceError(f"{where}.{key}: {value!r} is outside [{low}, {high}]")
     return checked
-
-
-def can_reach_open_bound(field: str, spec: dict[str, Any]) -> bool:
-    """A normal without ``q`` on a field that must be > its bound would be clipped to a meaningless value."""
-    return spec["distribution"] == "normal" and BOUNDS.get(field, (None, None, False))[2]
 
 
 def log_bounds(kind: str, low: float, high: float) -> tuple[float, float]:
@@ -531,26 +527,37 @@ class SweepDistribution(Domain):
         self.field, self.spec = field, {**DEFAULTS, **spec}
         self.sampler = None
 
-    def ppf(self, u: float) -> Any:
-        """The value at quantile ``u``: quantized with W&B's rounding, then clipped and typed for the field."""
+    @property
+    def _log(self) -> bool:
+        """A log-uniform family member: ``_scipy`` is the distribution of the value's log."""
+        kind = self.spec["distribution"]
+        return "log" in kind and not kind.endswith("log_normal")
+
+    def _scipy(self) -> Any:
+        """The continuous distribution under the spec (before quantizing and clipping), as a frozen scipy one."""
         from scipy import stats
 
+        s, kind = self.spec, self.spec["distribution"]
+        if kind.endswith("log_normal"):
+            return stats.lognorm(s=s["sigma"], scale=math.exp(s["mu"]))
+        if kind.endswith("normal"):
+            return stats.norm(loc=s["mu"], scale=s["sigma"])
+        if kind.endswith("beta"):
+            return stats.beta(a=s["a"], b=s["b"])
+        if "log" in kind:  # uniform in the log of the value (see _log)
+            low, high = (math.log(bound) for bound in log_bounds(kind, s["min"], s["max"]))
+            return stats.uniform(loc=low, scale=high - low)
+        return stats.uniform(loc=s["min"], scale=s["max"] - s["min"])
+
+    def ppf(self, u: float) -> Any:
+        """The value at quantile ``u``: quantized with W&B's rounding, then clipped and typed for the field."""
         s, kind = self.spec, self.spec["distribution"]
         u = min(max(u, 1e-12), 1.0 - 1e-12)  # the ends map to +-inf for a normal
         if kind == "categorical_w_probabilities":
             index = int(np.searchsorted(np.cumsum(s["probabilities"]), u, side="right"))
             return s["values"][min(index, len(s["values"]) - 1)]
-        if kind.endswith("log_normal"):
-            value = float(stats.lognorm.ppf(u, s=s["sigma"], scale=math.exp(s["mu"])))
-        elif kind.endswith("normal"):
-            value = float(stats.norm.ppf(u, loc=s["mu"], scale=s["sigma"]))
-        elif kind.endswith("beta"):
-            value = float(stats.beta.ppf(u, a=s["a"], b=s["b"]))
-        elif "log" in kind:
-            low, high = log_bounds(kind, s["min"], s["max"])
-            value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-        else:
-            value = s["min"] + u * (s["max"] - s["min"])
+        value = float(self._scipy().ppf(u))
+        value = math.exp(value) if self._log else value
         if kind.startswith("q_"):
             value = _cast(round(value / s["q"]) * s["q"], s["q"])
         return clip_to_field(self.field, value, s["q"] if kind.startswith("q_") else None)
@@ -561,26 +568,13 @@ class SweepDistribution(Domain):
         A weighted value maps to the middle of its probability interval; a quantized or clipped value to the
         quantile of the value itself (``ppf`` of it rounds back to the value).
         """
-        from scipy import stats
-
-        s, kind = self.spec, self.spec["distribution"]
-        if kind == "categorical_w_probabilities":
+        s = self.spec
+        if s["distribution"] == "categorical_w_probabilities":
             cumulative = np.cumsum([0.0, *s["probabilities"]])
             index = s["values"].index(value)
             return float((cumulative[index] + cumulative[index + 1]) / 2)
-        value = float(value)
-        if kind.endswith("log_normal"):
-            u = stats.lognorm.cdf(value, s=s["sigma"], scale=math.exp(s["mu"]))
-        elif kind.endswith("normal"):
-            u = stats.norm.cdf(value, loc=s["mu"], scale=s["sigma"])
-        elif kind.endswith("beta"):
-            u = stats.beta.cdf(value, a=s["a"], b=s["b"])
-        elif "log" in kind:
-            low, high = log_bounds(kind, s["min"], s["max"])
-            u = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
-        else:
-            u = (value - s["min"]) / (s["max"] - s["min"])
-        return float(min(max(u, 0.0), 1.0))
+        value = math.log(float(value)) if self._log else float(value)
+        return float(min(max(self._scipy().cdf(value), 0.0), 1.0))
 
     def is_valid(self, value: Any) -> bool:
         return True

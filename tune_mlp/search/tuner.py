@@ -109,8 +109,10 @@ def _searcher(plan: SearchPlan, space: dict[str, Any], part: Part, concurrency: 
 def _scheduler(plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
     """ASHA on epochs, with the plan's grace / reduction and this part's max_t; an extension's first trials meet the
     earlier ones at each rung."""
-    if plan.options.searcher == "bohb":
-        return searchers.bohb_scheduler(max_epochs, plan.reduction_factor)
+    if plan.options.searcher == "bohb":  # TuneBOHB's own scheduler
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=plan.reduction_factor)
     return searchers.WarmASHA(part.histories, max_t=max_epochs, grace_period=min(plan.grace_period, max_epochs),
                               reduction_factor=plan.reduction_factor)  # fmt: skip
 
