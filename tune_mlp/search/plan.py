@@ -21,7 +21,7 @@ from typing import Any
 from tune_mlp import storage
 from tune_mlp.config import MODES, REPORTED_METRICS, TrainConfig, bounded, choice, option
 from tune_mlp.errors import UserInputError
-from tune_mlp.search.space import Sweep, describe_value, grid_values, load_sweep
+from tune_mlp.search.space import Sweep, describe_value, grid_values, load_sweep, sampled_keys
 from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
@@ -39,6 +39,7 @@ STARTUP_MAX_SLOTS = 8
 METHOD_SEARCHERS = {"bayes": "hyperopt_tpe", "random": "random", "grid": "grid"}
 # --searcher: ours, or a peer the replay benchmark compares it with (optuna and bohb: the tune_mlp[peers] extra).
 SEARCHERS = ("hyperopt", "optuna", "bohb", "random")
+DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole search: trials must compare
 NEEDS = {"optuna": ("optuna",), "bohb": ("hpbandster", "ConfigSpace")}
 DURATION_EXAMPLES = "90s, 10m, 1h or 1h30m"
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
@@ -124,6 +125,17 @@ class SearchPlan:
         space = self.sweep.space.tune_space()
         return {key: value for key, value in space.items() if not (self.options.smoke_test and key == "epochs")}
 
+    def base_config(self) -> TrainConfig:
+        """The constants of the space over TrainConfig's defaults: what the data split is read from."""
+        space = self.tune_space()
+        sampled = sampled_keys(space)
+        if data := [key for key in sampled if key in DATA_KEYS]:
+            raise UserInputError(
+                f"search space samples {', '.join(data)}: the data split must be one for all trials "
+                f"(so their scores compare); give {data[0]} a single 'value:'"
+            )
+        return TrainConfig.from_dict({key: value for key, value in space.items() if key not in sampled})
+
     def summary(self) -> dict[str, Any]:
         """The plan as written beside the experiment (search.json) for the report."""
         return {
@@ -195,6 +207,7 @@ def search_plan(options: SearchOptions) -> SearchPlan:
         time_budget_s=budget_s,
     )
     check_searcher(plan)
+    plan.base_config()  # the data split must be one for all trials
     return plan
 
 

@@ -22,7 +22,6 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 
 from tune_mlp import storage
-from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
@@ -49,18 +48,6 @@ from tune_mlp.wandb_mode import configure_wandb_mode
 
 SMOKE_TRAIN_EXAMPLES = 3000
 __all__ = ["SearchOptions", "run_search", "write_best"]  # re-exported for callers
-DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole search: trials must compare
-
-
-def base_config(space: dict[str, Any]) -> TrainConfig:
-    """The constants of a space over TrainConfig's defaults: what the data split is read from."""
-    sampled = [key for key in sampled_keys(space) if key in DATA_KEYS]
-    if sampled:
-        raise UserInputError(
-            f"search space samples {', '.join(sampled)}: the data split must be one for all trials "
-            f"(so their scores compare); give {sampled[0]} a single 'value:'"
-        )
-    return TrainConfig.from_dict({key: value for key, value in space.items() if key not in sampled_keys(space)})
 
 
 def init_ray(options: SearchOptions) -> None:
@@ -243,8 +230,7 @@ def run_search(plan: SearchPlan | SearchOptions) -> tune.ResultGrid:
     plan = plan if isinstance(plan, SearchPlan) else search_plan(plan)
     options = plan.options
     _quiet_tune(options)
-    space = plan.tune_space()
-    base = base_config(space)
+    space, base = plan.tune_space(), plan.base_config()
     storage.check_writable(options.storage_path)
     path = storage.experiment_path(options.storage_path, experiment_name(options))
     asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
