@@ -204,7 +204,7 @@ def run_bare(case: Case, space: Path, storage: Path) -> Any:
     grace = case.grace if case.grace < case.max_epochs else case.max_epochs
     tuner = tune.Tuner(
         tune.with_parameters(train_standin, seconds_per_epoch=case.epoch_s, max_epochs=case.max_epochs),
-        param_space=plan.sweep.space.tune_space(),
+        param_space=plan.tune_space(),
         tune_config=tune.TuneConfig(
             metric="val_accuracy", mode="max", search_alg=searcher, num_samples=case.trials,
             scheduler=ASHAScheduler(time_attr="epoch", max_t=case.max_epochs, grace_period=grace, reduction_factor=3),

@@ -56,7 +56,9 @@ def space_configs(space: str, sample: int | None, sample_seed: int) -> tuple[lis
         return keys, [constants | dict(zip(keys, values)) for values in grid]
     from ray import tune
 
-    space_dict = {key: value for key, value in sweep.space.tune_space().items() if key != "epochs"}
+    from tune_mlp.search.tune_space import to_tune_space
+
+    space_dict = {key: value for key, value in to_tune_space(sweep.space).items() if key != "epochs"}
     rng = np.random.default_rng(sample_seed)
     configs = []
     for _ in range(sample):

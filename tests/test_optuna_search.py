@@ -12,7 +12,8 @@ from conftest import FASHION_DIR, search_cli
 from ray import tune
 
 from tune_mlp.config import BOUNDS
-from tune_mlp.search.space import OWN_SAMPLER, SweepDistribution
+from tune_mlp.search.space import OWN_SAMPLER
+from tune_mlp.search.tune_space import SweepDistribution
 
 pytest.importorskip("optuna", reason="--searcher optuna needs the peers extra")
 

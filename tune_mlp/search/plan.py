@@ -21,7 +21,7 @@ from typing import Any
 from tune_mlp import storage
 from tune_mlp.config import MODES, REPORTED_METRICS, TrainConfig, bounded, choice, option
 from tune_mlp.errors import UserInputError
-from tune_mlp.search.space import Sweep, describe_value, grid_values, load_sweep, sampled_keys
+from tune_mlp.search.space import Sweep, grid_values, load_sweep
 from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
@@ -121,20 +121,21 @@ class SearchPlan:
         return self.samples == UNTIL_BUDGET
 
     def tune_space(self) -> dict[str, Any]:
-        """The Tune space; a smoke test leaves ``epochs`` to its 2-epoch cap."""
-        space = self.sweep.space.tune_space()
+        """Tune's param_space (Ray loads here); a smoke test leaves ``epochs`` to its 2-epoch cap."""
+        from tune_mlp.search.tune_space import to_tune_space
+
+        space = to_tune_space(self.sweep.space)
         return {key: value for key, value in space.items() if not (self.options.smoke_test and key == "epochs")}
 
     def base_config(self) -> TrainConfig:
         """The constants of the space over TrainConfig's defaults: what the data split is read from."""
-        space = self.tune_space()
-        sampled = sampled_keys(space)
-        if data := [key for key in sampled if key in DATA_KEYS]:
+        if data := [key for key in self.sweep.space.sampled() if key in DATA_KEYS]:
             raise UserInputError(
                 f"search space samples {', '.join(data)}: the data split must be one for all trials "
                 f"(so their scores compare); give {data[0]} a single 'value:'"
             )
-        return TrainConfig.from_dict({key: value for key, value in space.items() if key not in sampled})
+        constants = self.sweep.space.constants().items()
+        return TrainConfig.from_dict({k: v for k, v in constants if not (self.options.smoke_test and k == "epochs")})
 
     def summary(self) -> dict[str, Any]:
         """The plan as written beside the experiment (search.json) for the report."""
@@ -294,7 +295,9 @@ def describe_plan(plan: SearchPlan) -> str:
         "random": "random search (Tune's BasicVariantGenerator, no searcher)",
         "grid": "grid search (tune.grid_search over every combination; no searcher)",
     }[plan.searcher]
-    space = plan.sweep.space.tune_space()
+    from tune_mlp.search.tune_space import describe_value, to_tune_space
+
+    space = to_tune_space(plan.sweep.space)
     width = max(len(key) for key in space)
     if plan.until_budget:
         samples = "samples: until the time budget ends (--samples N caps them)"

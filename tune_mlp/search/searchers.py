@@ -25,7 +25,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.optuna import OptunaSearch
 
-from tune_mlp.search.space import SweepDistribution, sweep_parameters
+from tune_mlp.search.tune_space import SweepDistribution, sweep_parameters
 
 Points = list[dict[str, Any]]
 

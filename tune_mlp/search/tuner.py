@@ -41,8 +41,8 @@ from tune_mlp.search.plan import (
 )
 from tune_mlp.search.recovery import KeepResultRows
 from tune_mlp.search.results import Part, finish_part, plan_part, record_part, record_run, write_best
-from tune_mlp.search.space import sampled_keys
 from tune_mlp.search.trainable import standin_sizes, train_mlp, train_standin
+from tune_mlp.search.tune_space import sampled_keys
 from tune_mlp.search.wandb_log import WandbLoggerCallback
 from tune_mlp.wandb_mode import configure_wandb_mode
 
