@@ -139,30 +139,25 @@ def _histories(results: list[Any], metric: str) -> dict[str, dict[int, float]]:
     return histories
 
 
-def record_part(record: SearchRecord, part: Part, **info: Any) -> SearchRecord:
-    """``record`` with this part's entry added (a new part) or updated with ``info`` (a resumed one)."""
-    parts = [dict(p) for p in record.parts]
-    index = next((i for i, p in enumerate(parts) if p.get("folder", ".") == part.folder), None)
-    if index is None:  # ended_by None until it ends
-        warm = [{"trial_id": p["trial_id"], "reward": p["reward"]} for p in part.warm_start]
-        parts.append({"folder": part.folder, "samples": part.samples, "warm_start": warm, "ended_by": None, **info})
-    else:
-        parts[index].update(info)
-    return dataclasses.replace(record, parts=parts)
+def record_part(record: SearchRecord, part: Part, run: dict[str, float] | None = None, **info: Any) -> SearchRecord:
+    """``record`` with this part's entry added (a new part) or updated with ``info`` (a resumed one).
 
-
-def record_run(record: SearchRecord, part: Part, **times: float) -> SearchRecord:
-    """``started=`` opens a driver run of ``part`` in its ``runs`` (wall-clock times), ``ended=`` closes the last one.
-
-    A part resumed after its driver was killed has one run per driver; a killed run has no ``ended``.
+    ``run``: wall-clock times of this driver run; ``started`` opens a run in the part's ``runs``, other times go to
+    the last one (a part resumed after its driver was killed has one run per driver; a killed run has no ``ended``).
     """
     parts = [dict(p) for p in record.parts]
-    entry = next(p for p in parts if p.get("folder", ".") == part.folder)
-    runs = [dict(run) for run in entry.get("runs", [])]
-    if "started" in times or not runs:
-        runs.append({})
-    runs[-1].update(times)
-    entry["runs"] = runs
+    entry = next((p for p in parts if p.get("folder", ".") == part.folder), None)
+    if entry is None:  # ended_by None until it ends
+        warm = [{"trial_id": p["trial_id"], "reward": p["reward"]} for p in part.warm_start]
+        entry = {"folder": part.folder, "samples": part.samples, "warm_start": warm, "ended_by": None}
+        parts.append(entry)
+    entry.update(info)
+    if run:
+        runs = [dict(times) for times in entry.get("runs", [])]
+        if "started" in run or not runs:
+            runs.append({})
+        runs[-1].update(run)
+        entry["runs"] = runs
     return dataclasses.replace(record, parts=parts)
 
 
@@ -182,9 +177,8 @@ def finish_part(path: str, part: Part, results: tune.ResultGrid, deadline: float
         ended_by = "time budget"
     last = [result.metrics for result in results if result.metrics]
     stopped = budget_cut(last, deadline) if ended_by == "time budget" else []
-    record = record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped)
     record = dataclasses.replace(record, trials=trials_done(record.part_paths(path), record))
-    record_run(record, part, ended=time.time()).save(path)
+    record_part(record, part, {"ended": time.time()}, trials=done, ended_by=ended_by, budget_stopped=stopped).save(path)
 
 
 def budget_cut(last_results: list[dict[str, Any]], deadline: float | None = None) -> list[str]:

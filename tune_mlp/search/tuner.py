@@ -40,7 +40,7 @@ from tune_mlp.search.plan import (
     trial_slots,
 )
 from tune_mlp.search.recovery import KeepResultRows
-from tune_mlp.search.results import Part, finish_part, plan_part, record_part, record_run, write_best
+from tune_mlp.search.results import Part, finish_part, plan_part, record_part, write_best
 from tune_mlp.search.trainable import standin_sizes, train_mlp, train_standin
 from tune_mlp.search.tune_space import sampled_keys
 from tune_mlp.search.wandb_log import WandbLoggerCallback
@@ -259,10 +259,9 @@ def run_search(plan: SearchPlan | SearchOptions) -> tune.ResultGrid:
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
         with _pending_trials(plan, concurrency):
             return tuner.fit()
-    record = record_part(record, part, max_epochs=max_epochs, time_budget_s=plan.time_budget_s,
-                         until_budget=plan.until_budget, slots=concurrency, ended_by=None)  # fmt: skip
-    record = record_run(record, part, started=started)
-    record_run(record, part, tuning=time.time()).save(path)
+    record_part(record, part, {"started": started, "tuning": time.time()}, max_epochs=max_epochs,
+                time_budget_s=plan.time_budget_s, until_budget=plan.until_budget, slots=concurrency,
+                ended_by=None).save(path)  # fmt: skip
     with _pending_trials(plan, concurrency):
         results = tuner.fit()
     finish_part(path, part, results, budget.deadline if budget else None)
