@@ -5,11 +5,9 @@
     bohb      TuneBOHB (with HyperBandForBOHB instead of ASHA)
     random    Tune's random draws (None: its BasicVariantGenerator)
 
-A ``SweepDistribution`` (normal, beta, weighted values, ...) is searched as its quantile ``u`` in (0, 1) and handed
-to the trial as ``ppf(u)`` (``Quantiles``, for both TPEs). An extension's earlier results reach the searcher as
-finished trials before its first proposal: Optuna through Ray's ``evaluated_rewards``; HyperOpt, which has no
-such argument, by running each as a point (``points_to_evaluate``) and completing it with its score through the
-searcher's own ``suggest`` and ``on_trial_complete``.
+An extension's earlier results reach the searcher as finished trials before its first proposal: Optuna through
+Ray's ``evaluated_rewards``; HyperOpt, which has no such argument, by running each as a point and completing it
+with its score through the searcher's own ``suggest`` and ``on_trial_complete``.
 """
 
 from __future__ import annotations
