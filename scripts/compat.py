@@ -199,7 +199,6 @@ PUBLIC_APIS = {
 }  # fmt: skip
 PRIVATE_NAMES = [  # what tune_mlp.search.compat reaches (each gated; reported, never failed) and what it spells itself
     "ray.tune.execution.tune_controller.TuneController._maybe_reuse_cached_actor",
-    "ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE",
     "ray.tune.search.search_generator.SearchGenerator.CKPT_FILE_TMPL",
     "ray.tune.search.Searcher.CKPT_FILE_TMPL",
 ]

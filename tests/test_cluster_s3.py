@@ -160,14 +160,26 @@ def test_lost_node_resumes_from_the_bucket(cluster: Cluster, s3: S3Server, tmp_p
     assert info["source"]["checkpoint"] == best["best"]["checkpoint"], info["source"]
     assert info["metrics"]["test_accuracy"] == pytest.approx(summary["best"]["test_accuracy"]), info["metrics"]
 
-    # The secret key reached no file: the nodes' temp dirs and logs, the reports, the bucket.
-    secret = s3.secret_key.encode()
-    scanned = [path for root in (cluster.tmp, tmp_path) for path in root.rglob("*") if path.is_file()]
+    # The secret key reached no file: the nodes' temp dirs and logs, the reports, the bucket. As it is, and as Tune
+    # writes a pickle into its JSON state (hex).
+    leaks = (s3.secret_key.encode(), s3.secret_key.encode().hex().encode())
+    scanned = {path: path.read_bytes() for root in (cluster.tmp, tmp_path) for path in root.rglob("*")
+               if path.is_file() and not path.is_symlink()}  # fmt: skip
     assert len(scanned) > 50, f"only {len(scanned)} files scanned: the session logs are missing"
-    assert [path for path in scanned if not path.is_symlink() and secret in path.read_bytes()] == []
-    assert [
-        key for key in s3.keys(BUCKET) if secret in s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    ] == []
+    assert [path for path, data in scanned.items() if any(leak in data for leak in leaks)] == []
+    stored = {key: s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in s3.keys(BUCKET)}
+    assert [key for key, data in stored.items() if any(leak in data for leak in leaks)] == []
+    # ...and the scan read where it would be. Tune pickles its storage filesystem (which signs with the driver's
+    # keys) into tuner.pkl and, in hex, into the experiment state: both name the server. Each node's runtime-env
+    # agent logged the env vars Tune gives its trial actors, where Tune copies the AWS keys of the driver's
+    # environment (tune_mlp.storage.keys_out_of_environ holds them out while Tune runs).
+    endpoint = s3.endpoint.encode()
+    assert endpoint in stored[f"{prefix}tuner.pkl"], "tuner.pkl holds no filesystem"
+    states = [data for key, data in stored.items() if key.startswith(f"{prefix}experiment_state-")]
+    assert states and all(endpoint.hex().encode() in data for data in states), "no filesystem in the state"
+    agents = [path for path, data in scanned.items() if path.name.startswith("runtime_env_agent")
+              and b"Creating runtime env" in data and b"PL_DISABLE_FORK" in data]  # fmt: skip
+    assert agents, "no runtime-env agent log of a trial actor's env vars was scanned"
 
 
 def _user_runs(cluster: Cluster, module: str, *args: str) -> None:

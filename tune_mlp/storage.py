@@ -7,11 +7,17 @@ An ``s3://`` server and its credentials come from the environment, as pyarrow (a
 reads them: ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) for a server other than AWS,
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, or a profile or an instance role. Never in
 the URI: Ray writes the storage path into its state files and logs.
+
+Every storage access of ours, and Ray's through ``storage_filesystem``, goes through ``filesystem(path)``. With keys
+in the environment, an ``s3://`` path gets one filesystem that holds them, so that ``keys_out_of_environ`` can take
+them out of the environment while Tune runs: Tune copies the AWS keys it finds there into every trial actor's
+runtime env, which each node's runtime-env agent writes to its log in clear text.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import tempfile
 import urllib.error
@@ -25,6 +31,8 @@ import pyarrow.fs
 from tune_mlp.errors import UserInputError
 
 LOCAL = pyarrow.fs.LocalFileSystem()
+AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_held: dict[str, str] = {}  # the keys keys_out_of_environ took out of os.environ, while it holds them
 
 
 class StorageError(UserInputError, ValueError):
@@ -44,6 +52,75 @@ def storage_root(path: str) -> str:
 
 def experiment_path(root: str, name: str) -> str:
     return f"{storage_root(root)}/{name}"
+
+
+class KeyedS3(pyarrow.fs.S3FileSystem):
+    """S3 signed with the keys it was given, whose pickle holds none.
+
+    Ray pickles the storage filesystem into ``tuner.pkl`` and the experiment state (both in the bucket) and into
+    what it sends to trial actors: pyarrow's own pickle of an S3 filesystem carries its keys. This one unpickles
+    as the same server and region with the credentials of the process it lands in (a node's own environment,
+    profile or instance role), as Ray's default filesystem for an ``s3://`` URI does.
+    """
+
+    def __init__(self, *, region: str, endpoint_override: str | None, **keys: str) -> None:
+        super().__init__(region=region, endpoint_override=endpoint_override, **keys)
+        self._keyless = functools.partial(pyarrow.fs.S3FileSystem, region=region, endpoint_override=endpoint_override)
+
+    def __reduce__(self) -> tuple:
+        return self._keyless, ()
+
+    def __copy__(self) -> KeyedS3:
+        return self  # a copy (copy.deepcopy goes through __reduce__) on the driver must keep signing
+
+    def __deepcopy__(self, memo: dict) -> KeyedS3:
+        return self
+
+
+def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The filesystem of a local path or a URI and the path on it (``bucket/key`` for a URI).
+
+    What Ray takes as ``storage_filesystem`` with that path. An ``s3://`` path with keys in the environment (or
+    held by ``keys_out_of_environ``) gets a ``KeyedS3`` with them, one per server, region and keys.
+    """
+    if not is_uri(path):
+        return LOCAL, storage_root(path)
+    fs, fs_path = pyarrow.fs.FileSystem.from_uri(str(path).rstrip("/"))  # its errors, its region resolution
+    keys = {name: _env(name) for name in AWS_SECRETS}
+    if fs.type_name != "s3" or not (keys["AWS_ACCESS_KEY_ID"] and keys["AWS_SECRET_ACCESS_KEY"]):
+        return fs, fs_path  # a profile, an instance role, gs://: Ray's default, nothing in the environment to hide
+    endpoint = _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
+    token = keys["AWS_SESSION_TOKEN"] or keys["AWS_SECURITY_TOKEN"]
+    return _keyed_s3(fs.region, endpoint, keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"], token), fs_path
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed_s3(region: str, endpoint: str | None, key_id: str, secret: str, token: str | None) -> KeyedS3:
+    return KeyedS3(region=region, endpoint_override=endpoint, access_key=key_id, secret_key=secret,
+                   session_token=token)  # fmt: skip
+
+
+@contextmanager
+def keys_out_of_environ() -> Iterator[None]:
+    """The AWS keys out of ``os.environ`` for the block (``tuner.fit()``), and as they were afterwards.
+
+    Tune reads the environment when it creates its trial actors and copies these into their runtime env (its
+    ``class_cache``, Ray 2.60), which each node's runtime-env agent logs in clear text. The driver keeps signing
+    with them through ``filesystem``'s ``KeyedS3``, which Tune was given; each node uses its own credentials, as
+    without this.
+    """
+    taken = {name: os.environ.pop(name) for name in AWS_SECRETS if name in os.environ}
+    _held.update(taken)
+    try:
+        yield
+    finally:
+        for name, value in taken.items():
+            _held.pop(name, None)
+            os.environ.setdefault(name, value)
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or _held.get(name)
 
 
 def check_writable(root: str) -> None:
@@ -76,7 +153,7 @@ def write_text(experiment: str, filename: str, text: str) -> None:
         Path(experiment).mkdir(parents=True, exist_ok=True)
         Path(experiment, filename).write_text(text)
         return
-    fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
+    fs, path = filesystem(experiment)
     with fs.open_output_stream(f"{path.rstrip('/')}/{filename}") as out:
         out.write(text.encode())
 
@@ -92,7 +169,7 @@ def read_bytes(experiment: str, filename: str) -> bytes | None:
     if not is_uri(experiment):
         path = Path(experiment, filename)
         return path.read_bytes() if path.is_file() else None
-    fs, path = pyarrow.fs.FileSystem.from_uri(experiment)
+    fs, path = filesystem(experiment)
     target = f"{path.rstrip('/')}/{filename}"
     if fs.get_file_info(target).type != pyarrow.fs.FileType.File:
         return None
@@ -116,7 +193,7 @@ def file_names(path: str) -> list[str]:
     if not is_uri(path):
         folder = Path(path).expanduser()
         return [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
-    fs, folder = pyarrow.fs.FileSystem.from_uri(path)
+    fs, folder = filesystem(path)
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(folder.rstrip("/"), allow_not_found=True))
     except OSError as error:
@@ -129,7 +206,7 @@ def local_copy(uri: str) -> Iterator[Path]:
     """The folder at ``uri`` downloaded into a temporary folder, removed at the end of the block."""
     with tempfile.TemporaryDirectory(prefix="tune_mlp-") as local:
         try:
-            fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
+            fs, folder = filesystem(uri)
             found = fs.get_file_info(folder).type == pyarrow.fs.FileType.Directory
             if found:
                 pyarrow.fs.copy_files(folder, local, source_filesystem=fs, destination_filesystem=LOCAL)
@@ -156,7 +233,7 @@ def check_bucket(uri: str) -> None:
             "(or AWS_PROFILE) in the environment of the driver and of every Ray node, or run on an instance role"
         )
     try:
-        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        fs, path = filesystem(uri)
         bucket = path.split("/", 1)[0]
         found = fs.get_file_info(bucket).type
     except (OSError, ValueError) as error:  # pyarrow.ArrowInvalid is a ValueError

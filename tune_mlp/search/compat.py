@@ -1,16 +1,12 @@
-"""The search's only two uses of Ray Tune internals, each gated on the releases it was verified on.
+"""The search's only use of Ray Tune internals, gated on the releases it was verified on.
 
-Everything else in ``tune_mlp.search`` rents Ray through its public API. These two have no public route and a
-measured reason to exist (docs/architecture.md lists them); on a release they were not verified on, the first falls
-back to Tune's own behaviour with one note line, and the second to a no-op where Ray's module no longer has the
-attribute, never an error.
+Everything else in ``tune_mlp.search`` rents Ray through its public API. This one has no public route and a
+measured reason to exist (docs/architecture.md lists it); on a release it was not verified on, it falls back to
+Tune's own behaviour with one note line, never an error.
 
 - ``keep_starting_workers``: Tune hands a finished trial's worker to a waiting trial and kills the worker that trial
   had started. 200 one-second stand-in trials on 32 slots of 2 cores: 112 s with Tune's rule, 86 s with this one
   (3.09x and 2.38x the slept floor; docs/benchmarks.md, Scale run 15).
-- ``no_aws_secrets_in_runtime_envs``: Tune copies the driver's AWS credentials into every trial actor's runtime env,
-  which each node's runtime-env agent writes to its log in clear text. Each node reads its own credentials where
-  it was started (docs/cluster.md), so nothing is lost by not copying them.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from typing import Any
 
 # The releases keep_starting_workers was read against and measured on (a replaced private method of Tune's controller).
 VERIFIED_RAY = ("2.60.0",)
-AWS_SECRETS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"})
 
 
 _noted: list[str] = []  # the note is said once a process
@@ -64,11 +59,3 @@ def keep_starting_workers() -> bool:
     TuneController._maybe_reuse_cached_actor = _maybe_reuse_cached_actor
     return True
 
-
-def no_aws_secrets_in_runtime_envs() -> None:
-    """Tune (``class_cache.ENV_VARS_TO_PROPAGATE``) stops copying AWS secrets into trial actors' runtime envs."""
-    from ray.tune.execution import class_cache
-
-    names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
-    if isinstance(names, (set, frozenset)):  # a release without it copies none: nothing to remove
-        class_cache.ENV_VARS_TO_PROPAGATE = frozenset(names) - AWS_SECRETS

@@ -262,7 +262,9 @@ def load_results(experiment_dir: str | Path, record: SearchRecord | None = None)
         )
     record = record or SearchRecord.load(path) or SearchRecord()
     # ExperimentAnalysis is what Tuner.restore(...).get_results() wraps, without restoring a trainable.
-    analysis = tune.ExperimentAnalysis(path, default_metric=record.metric, default_mode=record.mode)
+    fs, fs_path = storage.filesystem(path)
+    analysis = tune.ExperimentAnalysis(fs_path, default_metric=record.metric, default_mode=record.mode,
+                                       storage_filesystem=fs)  # fmt: skip
     return tune.ResultGrid(analysis)
 
 

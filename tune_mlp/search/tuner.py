@@ -26,7 +26,7 @@ from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
 from tune_mlp.records import SearchRecord
 from tune_mlp.search import searchers
-from tune_mlp.search.compat import keep_starting_workers, no_aws_secrets_in_runtime_envs
+from tune_mlp.search.compat import keep_starting_workers
 from tune_mlp.search.plan import (
     SearchOptions,
     SearchPlan,
@@ -51,7 +51,6 @@ __all__ = ["SearchOptions", "run_search", "write_best"]  # re-exported for calle
 
 
 def init_ray(options: SearchOptions) -> None:
-    no_aws_secrets_in_runtime_envs()  # tune_mlp.search.compat
     quiet = {} if options.verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
     address = options.address or os.environ.get("RAY_ADDRESS")
     # W&B's logging actors run in Ray workers, which take their environment from the job, not
@@ -109,9 +108,10 @@ def _tuner(plan: SearchPlan, part: Part, trainable: Any, record: SearchRecord, m
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
     options, path = plan.options, part.path
-    if part.resume and tune.Tuner.can_restore(path):
+    fs, fs_path = storage.filesystem(path)  # what Tune reads and writes with (tune_mlp.storage: keys_out_of_environ)
+    if part.resume and tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         print(f"resuming experiment {path}", flush=True)
-        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        return tune.Tuner.restore(fs_path, trainable=trainable, resume_errored=True, storage_filesystem=fs)
     if options.resume and part.folder == ".":
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
@@ -138,7 +138,8 @@ def _tuner(plan: SearchPlan, part: Part, trainable: Any, record: SearchRecord, m
         ),
         run_config=tune.RunConfig(
             name=path.rsplit("/", 1)[-1],
-            storage_path=path.rsplit("/", 1)[0],
+            storage_path=fs_path.rsplit("/", 1)[0],
+            storage_filesystem=fs,
             stop=BudgetStopper(budget.deadline) if budget else None,
             # The best 3 checkpoints of a trial by the metric (and its latest, which Tune always keeps).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=3, checkpoint_score_attribute=record.metric,
@@ -257,12 +258,12 @@ def run_search(plan: SearchPlan | SearchOptions) -> tune.ResultGrid:
     trainable = tune.with_resources(_trainable(options, splits, max_epochs, budget), _resources(options))
     tuner = _tuner(plan, part, trainable, record, max_epochs, concurrency, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
-        with _pending_trials(plan, concurrency):
+        with _pending_trials(plan, concurrency), storage.keys_out_of_environ():
             return tuner.fit()
     record_part(record, part, {"started": started, "tuning": time.time()}, max_epochs=max_epochs,
                 time_budget_s=plan.time_budget_s, until_budget=plan.until_budget, slots=concurrency,
                 ended_by=None).save(path)  # fmt: skip
-    with _pending_trials(plan, concurrency):
+    with _pending_trials(plan, concurrency), storage.keys_out_of_environ():
         results = tuner.fit()
     finish_part(path, part, results, budget.deadline if budget else None)
     return results
