@@ -3,7 +3,7 @@
 Clocks, per reported epoch: ``epoch_seconds`` is the compiled training loop, ``time_this_iter_s``
 is Tune's view of the whole epoch (training, evaluation, checkpoint, report), ``timestamp`` and
 ``time_total_s`` place it in wall time. A search may have several parts (an extension runs later
-as its own Tune experiment, see ``tune_mlp.search.extend``): wall time is counted per part, so the idle
+as its own Tune experiment, see ``tune_mlp.search.results``): wall time is counted per part, so the idle
 time between a search and its extension is not charged to it.
 """
 

@@ -5,7 +5,7 @@
     python scripts/bench_scale.py --quick                 # every case scaled down (~15 min on 2 cores)
     python scripts/bench_scale.py --cases slots32 --variants bare,ours,ours_killstart,ours_noreuse
 
-Trials are the stand-in (``tune_mlp.search.standin``: each epoch sleeps, then reports a curve and a small
+Trials are the stand-in (``tune_mlp.search.trainable``'s stand-in: each epoch sleeps, then reports a curve and a small
 checkpoint in our format), so only the machinery is timed, as Ray's ``release/tune_tests/scalability_tests`` do
 with ``ray.tune.utils.release_test_util``; ``ray.init(num_cpus=N)`` makes N logical slots on any machine.
 Each (case, variant) runs in a fresh Python process with its own Ray. Variants:
@@ -42,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tune_mlp.search.options import PLAN_DEFAULTS  # noqa: E402
+from tune_mlp.search.plan import PLAN_DEFAULTS  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -189,8 +189,8 @@ def run_bare(case: Case, space: Path, storage: Path) -> Any:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.hyperopt import HyperOptSearch
 
-    from tune_mlp.search.options import SearchOptions, search_plan
-    from tune_mlp.search.standin import train_standin
+    from tune_mlp.search.plan import SearchOptions, search_plan
+    from tune_mlp.search.trainable import train_standin
 
     plan = search_plan(SearchOptions(space=str(space), samples=case.trials, max_epochs=case.max_epochs))
     searcher = None
@@ -204,7 +204,7 @@ def run_bare(case: Case, space: Path, storage: Path) -> Any:
     grace = case.grace if case.grace < case.max_epochs else case.max_epochs
     tuner = tune.Tuner(
         tune.with_parameters(train_standin, seconds_per_epoch=case.epoch_s, max_epochs=case.max_epochs),
-        param_space=plan.sweep.space.tune_space(),
+        param_space=plan.tune_space(),
         tune_config=tune.TuneConfig(
             metric="val_accuracy", mode="max", search_alg=searcher, num_samples=case.trials,
             scheduler=ASHAScheduler(time_attr="epoch", max_t=case.max_epochs, grace_period=grace, reduction_factor=3),
@@ -227,7 +227,7 @@ def patch_before(variant: str) -> None:
 
     parts = variant.split("_")[1:]
     if "before" in parts or "raywandb" in parts:
-        tuner.wandb_logger_callback = lambda **kwargs: WandbLoggerCallback(**kwargs)
+        tuner.WandbLoggerCallback = WandbLoggerCallback  # Ray's own, patched from here
     if "killstart" in parts:  # Tune's own reuse: a finished trial's worker replaces one that is starting
         tuner.keep_starting_workers = lambda: None
     if "noreuse" in parts:  # a fresh worker per trial (Ray's default)

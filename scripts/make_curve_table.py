@@ -43,7 +43,7 @@ _SPLITS: Any = None  # one copy of the data per worker process
 
 def space_configs(space: str, sample: int | None, sample_seed: int) -> tuple[list[str], list[dict[str, Any]]]:
     """The sampled keys (without ``epochs``) and the configs: every grid point, or ``sample`` random draws."""
-    from tune_mlp.search.sweep import load_sweep
+    from tune_mlp.search.space import load_sweep
 
     sweep = load_sweep(space)
     parameters = {key: spec for key, spec in sweep.space.parameters.items() if key != "epochs"}
@@ -56,7 +56,9 @@ def space_configs(space: str, sample: int | None, sample_seed: int) -> tuple[lis
         return keys, [constants | dict(zip(keys, values)) for values in grid]
     from ray import tune
 
-    space_dict = {key: value for key, value in sweep.space.tune_space().items() if key != "epochs"}
+    from tune_mlp.search.tune_space import to_tune_space
+
+    space_dict = {key: value for key, value in to_tune_space(sweep.space).items() if key != "epochs"}
     rng = np.random.default_rng(sample_seed)
     configs = []
     for _ in range(sample):
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from tune_mlp.replay.table import TABLES_DIR
-    from tune_mlp.search.sweep import load_sweep
+    from tune_mlp.search.space import load_sweep
 
     name = Path(args.space).stem if args.sample is None else f"{Path(args.space).stem}-{args.sample}"
     out = args.out or TABLES_DIR / f"{name}.csv.gz"

@@ -38,8 +38,8 @@ NEVER_REACHES = {
 }
 # Read before TensorFlow loads: a CLI checks its input, --help and flag errors are instant, analysis reads results.
 NO_TENSORFLOW = (
-    "tune_mlp.mlp.network", "tune_mlp.mlp.checkpoint", "tune_mlp.search.options", "tune_mlp.search.budget",
-    "analysis.accounting", "tune_mlp.search.results", "tune_mlp.search.lock", "tune_mlp.search.sweep",
+    "tune_mlp.mlp.network", "tune_mlp.mlp.checkpoint", "tune_mlp.search.plan", "tune_mlp.search.space",
+    "tune_mlp.search.tune_space", "analysis.accounting", "tune_mlp.search.results", "tune_mlp.search.lock",
 )  # fmt: skip
 TRAINING_INTERNALS = (
     "tune_mlp.mlp.trainer", "tune_mlp.mlp.optimizers", "tune_mlp.mlp.training", "tune_mlp.search.trainable",

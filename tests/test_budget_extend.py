@@ -15,24 +15,28 @@ from conftest import FAIR_SHARE, FASHION_DIR, REPO, TINY_SPACE, search_cli, stat
 
 from tune_mlp.mlp.checkpoint import load_checkpoint
 from tune_mlp.records import SearchRecord
-from tune_mlp.search.budget import (
+from tune_mlp.search.plan import (
+    BUDGET_MAX_EPOCHS,
+    PLAN_DEFAULTS,
+    UNTIL_BUDGET,
     BudgetError,
+    SearchOptions,
     TrialBudget,
+    describe_plan,
     fit_max_epochs,
     format_duration,
     parse_duration,
+    search_plan,
     typical_config,
 )
-from tune_mlp.search.options import BUDGET_MAX_EPOCHS, PLAN_DEFAULTS, UNTIL_BUDGET, SearchOptions, search_plan
 from tune_mlp.search.results import load_experiment
 from tune_mlp.search.searchers import TPE
-from tune_mlp.search.sweep import describe_plan
 
 # Tune's TimeoutStopper counts what is left of the budget from its first step after restoring the experiment:
 # the restore itself (reading the state, recreating the trials) and the last save and clean-up come on top.
 TUNE_RESTORE_S = 30
 # The budget and extension tests time and count the machinery, not the training: their trials are the stand-in
-# (tune_mlp.search.standin: each epoch sleeps a second, no TensorFlow), so they cost make test no CPU.
+# (the stand-in, tune_mlp.search.trainable: each epoch sleeps a second, no TensorFlow), so they cost make test no CPU.
 STAND_IN = ("--stand-in", "1")
 needs_data = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 
@@ -56,7 +60,7 @@ def test_max_epochs_fit_the_budget() -> None:
 
 
 def test_under_a_budget_a_slow_config_gets_fewer_epochs_so_its_trial_costs_no_more() -> None:
-    from tune_mlp.search.budget import epoch_seconds
+    from tune_mlp.search.plan import epoch_seconds
     from tune_mlp.search.trainable import trial_config
 
     sizing = TrialBudget(seconds=300, n_train=54000, n_val=6000, cores=1, grace_period=3)
@@ -91,9 +95,9 @@ def test_a_budget_without_a_sample_count_runs_trials_until_it_ends(tmp_path) -> 
     plan = search_plan(SearchOptions(time_budget="10m"))
     assert plan.until_budget and plan.samples == plan.trials == UNTIL_BUDGET == -1  # Tune's num_samples=-1
     line = "samples: until the time budget ends (--samples N caps them)"
-    assert line in describe_plan(plan, 6, 0)
+    assert line in describe_plan(plan)
     counted = search_plan(SearchOptions(time_budget="10m", samples=20))  # a count given is kept
-    assert not counted.until_budget and counted.samples == 20 and "samples: 20" in describe_plan(counted, 6, 0)
+    assert not counted.until_budget and counted.samples == 20 and "samples: 20" in describe_plan(counted)
     assert search_plan(SearchOptions()).samples == PLAN_DEFAULTS["samples"] == 20  # no budget: the count as before
     capped = tmp_path / "capped.yaml"
     write_space(capped, TINY_SPACE + "run_cap: 7\n")

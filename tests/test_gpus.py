@@ -21,7 +21,7 @@ from test_bad_input import TF_BANNER
 
 from analysis.accounting import busiest_overlap, trial_intervals
 from tune_mlp.errors import UserInputError
-from tune_mlp.search.options import SearchOptions, trial_slots
+from tune_mlp.search.plan import SearchOptions, trial_slots
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from conftest import FASHION_DIR, search_cli
 from ray import tune
 
 from tune_mlp.config import BOUNDS
-from tune_mlp.search.distributions import OWN_SAMPLER, SweepDistribution
+from tune_mlp.search.space import OWN_SAMPLER
+from tune_mlp.search.tune_space import SweepDistribution
 
 pytest.importorskip("optuna", reason="--searcher optuna needs the peers extra")
 
@@ -20,7 +21,7 @@ from tune_mlp.search.searchers import build  # noqa: E402
 
 MOMENTUM = {"distribution": "normal", "mu": 0.9, "sigma": 0.05}
 WIDTH = {"distribution": "categorical_w_probabilities", "values": [16, 32, 64], "probabilities": [0.2, 0.5, 0.3]}
-# Two earlier results, as an extension hands them over (tune_mlp.search.extend.warm_points).
+# Two earlier results, as an extension hands them over (tune_mlp.search.results.warm_points).
 WARM = [
     {"trial_id": "a", "config": {"learning_rate": 1e-3, "momentum": 0.91, "hidden_size": 64}, "reward": 0.8},
     {"trial_id": "b", "config": {"learning_rate": 5e-3, "momentum": 0.85, "hidden_size": 16}, "reward": 0.6},

@@ -7,8 +7,8 @@ import math
 import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from tune_mlp.search.space import SearchSpaceError
-from tune_mlp.search.sweep import load_sweep
+from tune_mlp.search.space import SearchSpaceError, load_sweep
+from tune_mlp.search.tune_space import to_tune_space
 
 
 def load_space(name_or_path):
@@ -23,7 +23,7 @@ def write(tmp_path, text: str) -> str:
 
 
 def test_wandb_sweep_file_converts_to_tune_domains(tmp_path) -> None:
-    space = load_space(
+    space = to_tune_space(load_space(
         write(
             tmp_path,
             """
@@ -39,7 +39,7 @@ parameters:
   hidden_size: {distribution: q_uniform, min: 64, max: 512, q: 64}
 """,
         )
-    ).tune_space()
+    ))
     assert isinstance(space["optimizer"], Categorical) and space["optimizer"].categories == ["adam", "sgd"]
     assert space["epochs"] == 5
     assert isinstance(space["num_layers"], Integer) and (space["num_layers"].lower, space["num_layers"].upper) == (1, 5)
@@ -52,11 +52,11 @@ parameters:
 
 def test_shipped_spaces_load() -> None:
     study = load_space("study")
-    assert study.tune_space()["optimizer"].categories == ["sgd", "momentum", "rmsprop", "adam", "nadam"]
+    assert to_tune_space(study)["optimizer"].categories == ["sgd", "momentum", "rmsprop", "adam", "nadam"]
     default = load_space("default")
-    assert isinstance(default.tune_space()["learning_rate"], Float)
+    assert isinstance(to_tune_space(default)["learning_rate"], Float)
     assert default.points_to_evaluate == []  # the default search finds its result itself (issue #12)
-    assert set(default.tune_space()["optimizer"].categories) == {"rmsprop", "adam", "nadam"}
+    assert set(to_tune_space(default)["optimizer"].categories) == {"rmsprop", "adam", "nadam"}
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_unknown_space_name_lists_the_shipped_ones() -> None:
 def test_sampling_gives_valid_train_configs() -> None:
     from tune_mlp.search.trainable import trial_config
 
-    space = load_space("default").tune_space()
+    space = to_tune_space(load_space("default"))
     for _ in range(20):
         sampled = {k: (v.sample() if hasattr(v, "sample") else v) for k, v in space.items()}
         config = trial_config(sampled, max_epochs=30)
@@ -110,7 +110,7 @@ def test_sampling_gives_valid_train_configs() -> None:
 def test_every_wandb_distribution_samples_inside_its_range_and_the_field(tmp_path) -> None:
     import numpy as np
 
-    space = load_space(
+    space = to_tune_space(load_space(
         write(
             tmp_path,
             """
@@ -129,7 +129,7 @@ parameters:
   seed: {distribution: uniform, min: 0, max: 10}
 """,
         )
-    ).tune_space()
+    ))
     rng = np.random.default_rng(0)
     draws = {key: [domain.sample(random_state=rng) for _ in range(400)] for key, domain in space.items()}
     assert all(1e-4 <= v <= 1e-2 for v in draws["learning_rate"])
@@ -147,14 +147,14 @@ parameters:
 def test_hyperopt_searches_every_distribution(tmp_path) -> None:
     from tune_mlp.search.searchers import TPE
 
-    space = load_space(
+    space = to_tune_space(load_space(
         write(
             tmp_path,
             "parameters:\n  momentum: {distribution: beta, a: 2, b: 2}\n"
             "  batch_size: {values: [32, 64], probabilities: [0.5, 0.5]}\n"
             "  weight_decay: {distribution: log_normal, mu: -7, sigma: 1}\n  loss: {value: mse}\n",
         )
-    ).tune_space()
+    ))
     searcher = TPE(random_state_seed=0)
     assert searcher.set_search_properties("val_accuracy", "max", space)
     configs = [searcher.suggest(str(i)) for i in range(5)]

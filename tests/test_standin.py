@@ -1,4 +1,4 @@
-"""The stand-in trainable (tune_mlp.search.standin): a whole search with sleeping trials, read by analysis."""
+"""The stand-in trainable (tune_mlp.search.trainable): a whole search with sleeping trials, read by analysis."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from wandb_runs import read_run
 
 from tune_mlp.config import TrainConfig
 from tune_mlp.mlp.checkpoint import load_checkpoint
-from tune_mlp.search.standin import curve_point, final_accuracy
+from tune_mlp.search.trainable import curve_point, final_accuracy
 from tune_mlp.search.tuner import SearchOptions, run_search, write_best
 
 

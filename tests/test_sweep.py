@@ -11,8 +11,9 @@ import pytest
 from conftest import FASHION_DIR
 
 from tune_mlp.search.cli import main as search_main
-from tune_mlp.search.options import SearchOptions, search_plan
-from tune_mlp.search.sweep import Hyperband, describe_plan, keys_line, load_sweep
+from tune_mlp.search.plan import SearchOptions, describe_plan, keys_line, search_plan
+from tune_mlp.search.space import Hyperband, load_sweep
+from tune_mlp.search.tune_space import to_tune_space
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -111,7 +112,7 @@ parameters:
 """
     sweep = load_sweep(write(tmp_path, text))
     plan = plan_search(sweep)
-    space = sweep.space.tune_space()
+    space = to_tune_space(sweep.space)
     assert space["hidden_size"] == {"grid_search": [32, 64, 96]}  # W&B's arange leaves max out
     assert space["num_layers"] == {"grid_search": [1, 2]} and space["loss"] == "mse"
     assert (plan.searcher, plan.samples, plan.trials) == ("grid", 1, 18)
@@ -239,7 +240,7 @@ def test_odd_yaml_never_gives_a_traceback(tmp_path, capsys) -> None:
 
 def test_describe_plan_lists_space_searcher_scheduler_and_samples(tmp_path) -> None:
     sweep = load_sweep(write(tmp_path, "parameters:\n  lr: {value: 0.01}\n  b: {values: [32, 64]}\n"))
-    text = describe_plan(plan_search(sweep), initial_points=6, seed=1)
+    text = describe_plan(plan_search(sweep, {"initial_points": 6, "seed": 1}))
     assert text.splitlines()[1:5] == [
         "method: bayes -> HyperOptSearch (TPE; 6 random points first, seed 1)",
         "metric: val_accuracy (max)",
@@ -302,9 +303,20 @@ def test_smoke_search_from_an_assignment_sweep_names_method_and_scheduler(tmp_pa
 
 
 def test_tpe_start_up_trials_default_to_six_then_half_the_slots(capsys) -> None:
-    from tune_mlp.search.options import initial_points_for
+    from tune_mlp.search.plan import initial_points_for
 
     assert [initial_points_for(slots) for slots in (1, 2, 8, 9, 16, 32, 64)] == [6, 6, 6, 6, 8, 16, 32]
     assert initial_points_for(64, given=3) == 3  # --initial-points given wins
     assert search_main(["--dry-run", "--concurrency", "32"]) == 0
     assert "HyperOptSearch (TPE; 16 random points first, seed 0)" in capsys.readouterr().out
+
+
+def test_the_plan_and_its_dry_run_text_are_made_without_ray(tmp_path) -> None:
+    """Flags and the sweep file become the plan before Ray loads (a bad file or flag costs no Ray start-up)."""
+    code = (
+        "import sys; from tune_mlp.search.plan import SearchOptions, search_plan; "
+        "plan = search_plan(SearchOptions(space='study', time_budget='5m', smoke_test=True)); "
+        "print(plan.samples, plan.max_epochs, plan.time_budget_s, plan.base_config().dataset, 'ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert out.split() == ["2", "2", "300.0", "fashion_mnist", "False"]

@@ -61,7 +61,7 @@ class SearchRecord:
     parameters: dict[str, Any] = field(default_factory=dict)  # the checked space, our names
     options: dict[str, Any] = field(default_factory=dict)  # the SearchOptions it ran with
     # One entry per driver run that added trials: the first Tune experiment is folder ".", an
-    # extension (a later --samples) is a Tune experiment in a subfolder; see tune_mlp.search.extend.
+    # extension (a later --samples) is a Tune experiment in a subfolder; see tune_mlp.search.results.
     parts: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, experiment: str) -> None:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tune_mlp.errors import UserInputError
-from tune_mlp.search import peers
+from tune_mlp.search import plan
 
 
 def _search(*args: str) -> subprocess.CompletedProcess:
@@ -28,8 +28,8 @@ def test_a_missing_peer_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "optuna" else real(name))
     with pytest.raises(UserInputError, match=r"^--searcher optuna needs optuna: pip install 'tune_mlp\[peers\]'$"):
-        peers.check_installed("optuna")
-    peers.check_installed("bohb")  # installed here
+        plan.check_installed("optuna")
+    plan.check_installed("bohb")  # installed here
 
 
 def test_peer_searchers_are_the_real_ones() -> None:

@@ -25,7 +25,7 @@ from tune_mlp.errors import UserInputError
 from tune_mlp.storage import is_uri
 
 if TYPE_CHECKING:
-    from tune_mlp.search.options import SearchOptions
+    from tune_mlp.search.plan import SearchOptions
 
 RUNTIME_ENV_FILE = Path(__file__).with_name("runtime_env.yaml")  # package data: in the wheel too
 SPACE_TEXT_ENV = "TUNE_MLP_JOB_SPACE"  # the search space's YAML, written to a file by the driver

@@ -318,10 +318,11 @@ def curve_case(path: str, space: str, partial: bool = False, training_seed: int 
 
     from tune_mlp.replay.surrogate import NearestConfig
     from tune_mlp.replay.table import TableError, load_table
-    from tune_mlp.search.sweep import load_sweep
+    from tune_mlp.search.space import load_sweep
+    from tune_mlp.search.tune_space import to_tune_space
 
     table = load_table(path, partial=partial)
-    tune_space = load_sweep(space).space.tune_space()
+    tune_space = to_tune_space(load_sweep(space).space)
     epochs = tune_space.get("epochs")
     lengths = tuple(sorted(int(e) for e in epochs.categories)) if isinstance(epochs, Categorical) else (table.epochs,)
     grid = [len(v.categories) for k, v in tune_space.items() if isinstance(v, Categorical) and k != "epochs"]

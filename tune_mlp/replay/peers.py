@@ -29,7 +29,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB, 
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.sample import Domain
 
-from tune_mlp.search.options import initial_points_for
+from tune_mlp.search.plan import initial_points_for
 
 GRACE, ETA = 3, 3  # --grace-period, --reduction-factor
 

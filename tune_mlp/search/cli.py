@@ -21,19 +21,8 @@ from collections.abc import Sequence
 from tune_mlp import storage
 from tune_mlp.cli import add_dataclass_arguments, dataclass_from_args, report_user_errors
 from tune_mlp.records import BEST_FILE, SearchRecord
-from tune_mlp.search.budget import FULL_TRIAL_SHARE, format_duration, parse_duration
 from tune_mlp.search.lock import driver_lock
-from tune_mlp.search.options import (
-    INITIAL_POINTS,
-    STARTUP_MAX_SLOTS,
-    SearchOptions,
-    experiment_name,
-    initial_points_for,
-    search_plan,
-)
-from tune_mlp.search.peers import check_searcher
-from tune_mlp.search.peers import describe as describe_searcher
-from tune_mlp.search.sweep import SearchPlan, describe_plan
+from tune_mlp.search.plan import SearchOptions, SearchPlan, describe_plan, experiment_name, format_duration, search_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,24 +54,9 @@ def _attach_values(argv: list[str]) -> list[str]:
 
 
 def _run(options: SearchOptions, argv: Sequence[str]) -> int:
-    if options.time_budget:
-        parse_duration(options.time_budget)  # a bad budget, like a bad sweep file, stops before anything loads
-    plan = search_plan(options)  # a bad sweep file stops here, in one line, before Ray and TensorFlow load
-    check_searcher(options, plan)
+    plan = search_plan(options)  # bad flags or a bad sweep file stop here, in one line, before Ray and TensorFlow load
     if options.dry_run:
-        if options.initial_points or options.concurrency:  # else the slots are the cluster's, unknown until Ray starts
-            startup: int | str = initial_points_for(options.concurrency or 1, options.initial_points)
-        else:
-            startup = f"{INITIAL_POINTS} (above {STARTUP_MAX_SLOTS} slots: half the slots)"
-        print(describe_plan(plan, startup, options.seed))
-        at_once = options.concurrency or "as many as the cluster's CPUs and GPUs fit"
-        print(f"per trial: cpus {options.cpus_per_trial}, gpus {options.gpus_per_trial:g}; trials at once: {at_once}")
-        if options.searcher != "hyperopt" and plan.searcher == "hyperopt_tpe":
-            print(f"searcher: --searcher {options.searcher} -> {describe_searcher(options.searcher, options.seed)}")
-        if options.time_budget:
-            share = f"{FULL_TRIAL_SHARE:.0%}"
-            print(f"time budget: {options.time_budget}; max_t is fitted to it when the data is loaded "
-                  f"(a full typical trial takes at most {share} of it), never above {plan.max_epochs}")  # fmt: skip
+        print(describe_plan(plan))
         return 0
     # Ray, TensorFlow and HyperOpt load in ~5 s: only now that the flags and the file are known good.
     from tune_mlp.cluster.job import is_job_server, submit_search
@@ -93,14 +67,15 @@ def _run(options: SearchOptions, argv: Sequence[str]) -> int:
     storage.check_writable(options.storage_path)
     options = dataclasses.replace(options, name=experiment_name(options))
     with driver_lock(storage.storage_root(options.storage_path), options.name):  # one driver per experiment
-        return _search_and_report(options, plan)
+        return _search_and_report(dataclasses.replace(plan, options=options))
 
 
-def _search_and_report(options: SearchOptions, plan: SearchPlan) -> int:
+def _search_and_report(plan: SearchPlan) -> int:
     from tune_mlp.search.results import experiment_uri, search_root
     from tune_mlp.search.tuner import run_search, write_best
 
-    results = run_search(options, plan)
+    options = plan.options
+    results = run_search(plan)
     best = write_best(results)
     root = search_root(experiment_uri(results))
     summary = json.loads(storage.read_text(root, BEST_FILE))

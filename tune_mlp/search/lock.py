@@ -27,10 +27,6 @@ from tune_mlp.errors import UserInputError
 LOCK_NAME = ".driver.lock"
 
 
-class ExperimentLockedError(UserInputError):
-    """Another driver runs this experiment."""
-
-
 def _holder(lock: Path) -> dict[str, object]:
     try:
         return json.loads(lock.read_text())
@@ -39,7 +35,7 @@ def _holder(lock: Path) -> dict[str, object]:
 
 
 def acquire(experiment: Path) -> filelock.FileLock:
-    """Take the experiment's lock or raise ExperimentLockedError naming the driver that holds it."""
+    """Take the experiment's lock, or a UserInputError naming the driver that holds it."""
     path = experiment / LOCK_NAME
     experiment.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(path, timeout=0)
@@ -53,7 +49,7 @@ def acquire(experiment: Path) -> filelock.FileLock:
             if holder.get("host") == socket.gethostname()
             else f"wait for it or stop it; if it is gone, delete {path}"
         )
-        raise ExperimentLockedError(
+        raise UserInputError(
             f"{experiment} is being run by another driver ({where}; lock {path}): {fix}"
         ) from None
     before = _holder(path)

@@ -1,30 +1,16 @@
-"""A restarted trial's result rows: every row it reported before its checkpoint kept, none after it twice.
+"""Tune's stored state after a restart, mended or refused.
 
-When Tune restarts a trial from its checkpoint (a lost node, a crashed worker), Ray's ``JsonLoggerCallback`` and
-``CSVLoggerCallback`` copy the trial's ``result.json`` / ``progress.csv`` from the storage over the driver's own
-copy (Ray 2.60; tests/test_recovery.py and tests/test_cluster.py check the rows a restarted trial ends with, on
-whatever release runs them). The driver writes its copy in its session's staging folder
-(``StorageContext.trial_driver_staging_path``, under /tmp/ray, for a local ``--storage-path`` too) and syncs it to
-the storage only at experiment snapshots, so the stored copy lacks the rows reported since the last one, and the
-restart lost them: epoch 1 of a trial whose node was killed in tests/test_cluster_s3.py, epoch 3 of one in
-tests/test_cluster.py (CI, stop 23). ``KeepResultRows`` uploads the driver's copies when Tune decides to retry the
-trial (``on_trial_recover``), before the restart downloads them.
-
-The other way round: a driver killed between two experiment snapshots (Tune 2.60 snapshots every few checkpoints,
-``CheckpointConfig(num_to_keep=...)``) is resumed from a snapshot older than the trials' last results, so each
-trial re-runs the epochs after its snapshotted checkpoint and the loggers append them a second time (epochs
-``[1, 2, 3, 3, 4]`` in tests/test_recovery.py). When a restored trial starts, ``KeepResultRows`` drops the stored
-rows after the checkpoint it resumes from: that checkpoint's ``training_iteration``, which ``Trainable.save`` copies
-into the checkpoint's metrics and ``Trainable.restore`` resumes the count from. Not ``trial.last_result``: Tune
-registers a checkpoint one actor call after its result, so a snapshot taken between the two holds epoch 3's result
-and epoch 2's checkpoint (the killed-driver test, stop 24: the rows kept epoch 3, the trial re-ran it). The loggers
-then download the trimmed files. The search passes it first, before the loggers (``tune_mlp.search.tuner._callbacks``).
-
-And a driver killed while Tune was saving: Tune 2.60 copies its state files to the storage in place
-(``pyarrow.fs.copy_files``, not a write-then-rename), so a driver killed during the copy leaves them empty or cut
-short (all three empty in CI, stop 24, a driver killed as its first snapshot was copied), and ``Tuner.restore``
-then fails deep inside the searcher with a traceback. ``torn_state`` names such a file, so the search refuses to
-resume it in one line instead.
+- A trial Tune restarts from its checkpoint (a lost node, a crashed worker): Ray's JSON and CSV loggers copy the
+  stored ``result.json``/``progress.csv`` over the driver's copy, which is synced only at experiment snapshots, so
+  the rows since the last one were lost (tests/test_cluster*.py). ``KeepResultRows`` uploads the driver's copies when
+  Tune decides to retry the trial (``on_trial_recover``), before the restart downloads them.
+- A driver killed between two snapshots is resumed from one older than the trials' last results, and each trial
+  re-runs the epochs after its checkpoint, which the loggers append a second time (tests/test_recovery.py). When a
+  restored trial starts, ``KeepResultRows`` drops the stored rows after the checkpoint it resumes from: that
+  checkpoint's ``training_iteration``, not ``trial.last_result`` (Tune registers a checkpoint one call after its
+  result, so a snapshot may hold epoch 3's result and epoch 2's checkpoint). It runs before the loggers.
+- A driver killed while Tune copied its state files (in place, not write-then-rename) leaves them cut short, and
+  ``Tuner.restore`` fails deep in the searcher: ``torn_state`` names such a file, so resuming is refused in one line.
 """
 
 from __future__ import annotations
@@ -47,8 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def rows_upto(text: str, name: str, last: int) -> str:
-    """``result.json`` (a JSON object a line) or ``progress.csv`` (a header, then rows) without the rows whose
-    ``training_iteration`` is above ``last``."""
+    """``result.json`` or ``progress.csv`` without the rows whose ``training_iteration`` is above ``last``."""
     if name == EXPR_RESULT_FILE:
         lines = [line for line in text.splitlines(keepends=True) if line.strip()]
         return "".join(line for line in lines if json.loads(line).get("training_iteration", 0) <= last)
@@ -115,10 +100,9 @@ EXPERIMENT_STATE = "experiment_state-{}.json"  # Tune's TuneController.CKPT_FILE
 def torn_state(path: str) -> str | None:
     """The newest of Tune's state files of a kind in ``path`` if it is cut short; None if all are whole.
 
-    The kinds and how Tune picks the newest (the greatest name) are Tune's own (``CKPT_FILE_TMPL`` of its
-    ``Searcher`` and ``SearchGenerator``; the controller's, in a module Ray does not make public, is spelled here,
-    and tests/test_recovery.py checks all three on a real search). The experiment state is JSON; the searcher's and
-    the search generator's are pickles (whatever their names say), and a whole pickle ends with its STOP opcode.
+    The controller's name template is in a module Ray does not make public, so it is spelled here
+    (tests/test_recovery.py checks all three on a real search). The searchers' states are pickles, whatever their
+    names say: a whole pickle ends with its STOP opcode.
     """
     from ray.tune.search import Searcher
     from ray.tune.search.search_generator import SearchGenerator

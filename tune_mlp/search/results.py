@@ -1,10 +1,20 @@
-"""The one reader of a Ray Tune experiment: its trials as tables and its single best epoch (a ``BestResult``)."""
+"""A search's record and results: ``search.json`` and ``best.json`` written, and the one reader of an experiment
+(all its parts): its trials as tables and its single best epoch (a ``BestResult``).
+
+Ray Tune cannot raise ``num_samples`` of a finished experiment (``Tuner.restore`` keeps it, ray#42221), so
+``--samples 40`` on a finished 20-trial search runs 20 more as a second Tune experiment in ``EXPERIMENT/part-2/``;
+``search.json`` lists the parts (``SearchRecord.parts``) and the reader here reads them as one search. Each part is
+a whole Tune experiment, so an interrupted part resumes with ``Tuner.restore`` like any other.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +24,210 @@ from ray import tune
 from tune_mlp import storage
 from tune_mlp.config import METRIC, MODE, is_better
 from tune_mlp.errors import UserInputError
-from tune_mlp.records import BestResult, SearchRecord
+from tune_mlp.records import BEST_FILE, BestResult, SearchRecord
+from tune_mlp.search.plan import BudgetError, format_duration
+from tune_mlp.search.recovery import torn_state
 
+PART_PREFIX = "part-"
 HISTORY_COLUMNS = ["trial_id", "epoch", "val_accuracy", "val_loss", "train_loss", "train_accuracy", "wall_time"]
-# What budget accounting (tune_mlp.search.accounting) reads: which part, and Tune's and the loop's clocks.
+# What budget accounting (analysis.accounting) reads: which part, and Tune's and the loop's clocks.
 TIMING_COLUMNS = ["part", "timestamp", "time_total_s", "time_this_iter_s", "epoch_seconds"]
 
 
 class ExperimentError(UserInputError, ValueError):
     """An experiment directory that cannot be analysed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One driver run's Tune experiment within a search."""
+
+    root: str  # the search's folder (search.json)
+    folder: str  # "." for the first part, "part-2", ... for extensions
+    samples: int  # trials this part asks for (Tune's num_samples; -1: until the time budget ends)
+    resume: bool  # restore this part's Tune experiment (interrupted, or finished with nothing to add)
+    finished: bool = False  # the search already holds the trials asked for: only its results are read
+    warm_start: list[dict[str, Any]] = field(default_factory=list)  # earlier trials: trial_id, config, reward
+    histories: dict[str, dict[int, float]] = field(default_factory=dict)  # earlier trials' metric per epoch
+
+    @property
+    def path(self) -> str:
+        return self.root if self.folder == "." else f"{self.root}/{self.folder}"
+
+
+def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str]) -> Part:
+    """What this run does in ``root``: start it, resume its interrupted part, or extend it to ``samples``.
+
+    ``record`` is what this run was asked (its space's parameters); an existing ``search.json`` must match.
+    """
+    existing = SearchRecord.load(root)
+    if existing is None:
+        return Part(root, ".", samples, _resumable(root))
+    if _canonical(existing.parameters) != _canonical(record.parameters):
+        raise UserInputError(
+            f"{root} was searched over another space ({existing.space}): extend it with the same --space, "
+            "or give a new --name"
+        )
+    parts = existing.parts or [{"folder": "."}]  # searches recorded before parts existed: one part
+    last = parts[-1]
+    last_path = existing.part_paths(root)[-1]
+    if last.get("ended_by") is None and _resumable(last_path):
+        return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True)
+    done = trials_done(existing.part_paths(root), existing)
+    if 0 <= samples <= done:  # nothing to add: reopen the last part, which returns its results (-1: until a budget)
+        return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True, finished=True)
+    earlier = [result for path in existing.part_paths(root) for result in load_results(path, existing)]
+    return Part(root, f"{PART_PREFIX}{len(parts) + 1}", samples - done if samples >= 0 else samples, False,
+                warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
+                histories=_histories(earlier, existing.metric))  # fmt: skip
+
+
+def _resumable(path: str) -> bool:
+    """Whether Tune can restore the experiment at ``path``; one whose saved state its killed driver left cut short
+    is refused (``tune_mlp.search.recovery.torn_state``)."""
+    if not tune.Tuner.can_restore(path):
+        return False
+    torn = torn_state(path)
+    if torn:
+        raise UserInputError(
+            f"{path} cannot be resumed: Tune's saved state {torn} is empty or cut short (its driver was killed while "
+            "Tune was writing it); start the search again under a new --name (its trials stay in its trial_* folders)"
+        )
+    return True
+
+
+def _canonical(parameters: dict[str, Any]) -> str:
+    return json.dumps(parameters, sort_keys=True, default=str)
+
+
+def ran(result: Any) -> bool:
+    """A trial that ran: it reported an epoch or failed (one the budget ended before its first report did not)."""
+    return "epoch" in (result.metrics or {}) or result.error is not None
+
+
+def trials_done(paths: list[str], record: SearchRecord) -> int:
+    """Trials that ran (``ran``), over all parts."""
+    return sum(1 for path in paths for result in load_results(path, record) if ran(result))
+
+
+def warm_points(results: list[Any], metric: str, mode: str, sampled: list[str]) -> list[dict[str, Any]]:
+    """Each earlier trial's sampled config and the score TPE was told (its last report); NaN becomes the worst."""
+    points = []
+    for result in results:
+        if not result.metrics or metric not in result.metrics:
+            continue
+        config = {key: result.config[key] for key in sampled if key in result.config}
+        if len(config) != len(sampled):
+            continue
+        points.append({"trial_id": result.metrics.get("trial_id"), "config": config,
+                       "reward": float(result.metrics[metric])})  # fmt: skip
+    finite = [p["reward"] for p in points if math.isfinite(p["reward"])]
+    worst = (min(finite) if mode == "max" else max(finite)) if finite else 0.0
+    for point in points:  # a diverged trial is as bad as the worst one seen, not a hole TPE cannot rank
+        point["reward"] = point["reward"] if math.isfinite(point["reward"]) else worst
+    return points
+
+
+def _histories(results: list[Any], metric: str) -> dict[str, dict[int, float]]:
+    """Each earlier trial's metric per epoch (what ASHA's rungs are told)."""
+    histories = {}
+    for result in results:
+        frame = result.metrics_dataframe
+        if frame is not None and not frame.empty and metric in frame:
+            scores = {int(e): float(s) for e, s in zip(frame["epoch"], frame[metric]) if math.isfinite(s)}
+            histories[str(frame["trial_id"].iloc[-1])] = scores
+    return histories
+
+
+def record_part(record: SearchRecord, part: Part, run: dict[str, float] | None = None, **info: Any) -> SearchRecord:
+    """``record`` with this part's entry added (a new part) or updated with ``info`` (a resumed one).
+
+    ``run``: wall-clock times of this driver run; ``started`` opens a run in the part's ``runs``, other times go to
+    the last one (a part resumed after its driver was killed has one run per driver; a killed run has no ``ended``).
+    """
+    parts = [dict(p) for p in record.parts]
+    entry = next((p for p in parts if p.get("folder", ".") == part.folder), None)
+    if entry is None:  # ended_by None until it ends
+        warm = [{"trial_id": p["trial_id"], "reward": p["reward"]} for p in part.warm_start]
+        entry = {"folder": part.folder, "samples": part.samples, "warm_start": warm, "ended_by": None}
+        parts.append(entry)
+    entry.update(info)
+    if run:
+        runs = [dict(times) for times in entry.get("runs", [])]
+        if "started" in run or not runs:
+            runs.append({})
+        runs[-1].update(run)
+        entry["runs"] = runs
+    return dataclasses.replace(record, parts=parts)
+
+
+def finish_part(path: str, part: Part, results: tune.ResultGrid, deadline: float | None) -> None:
+    """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted.
+
+    Tune leaves no trial unfinished when the experiment ends by itself (its samples, or under a budget the
+    searcher's last suggestion or Tune's TimeoutStopper); Ctrl-C leaves the running ones RUNNING, to resume.
+    """
+    record = SearchRecord.load(path) or SearchRecord()
+    done = trials_done([part.path], record)
+    ended = results.num_terminated + results.num_errors == len(results)
+    ended_by = None
+    if ended and part.samples >= 0 and done >= part.samples:  # -1: until the budget ends
+        ended_by = "samples"
+    elif ended and deadline is not None:
+        ended_by = "time budget"
+    last = [result.metrics for result in results if result.metrics]
+    stopped = budget_cut(last, deadline) if ended_by == "time budget" else []
+    record = dataclasses.replace(record, trials=trials_done(record.part_paths(path), record))
+    record_part(record, part, {"ended": time.time()}, trials=done, ended_by=ended_by, budget_stopped=stopped).save(path)
+
+
+def budget_cut(last_results: list[dict[str, Any]], deadline: float | None = None) -> list[str]:
+    """The trials the budget cut short, from each trial's last report in one driver run of a part.
+
+    A trial cut by the budget (by ``BudgetStopper``, or running when Tune's TimeoutStopper ended the
+    experiment) stopped before its own last epoch, and its next epoch would have ended after the deadline
+    (``BudgetStopper``'s rule) or after the experiment's last report, whichever is earlier. Tune's
+    ``timestamp`` is whole seconds, hence the second of slack.
+    """
+    reported = [r for r in last_results if r.get("timestamp") is not None]
+    if not reported:
+        return []
+    end = max(float(r["timestamp"]) for r in reported)
+    cutoff = min(end, deadline) if deadline else end
+    return sorted(
+        str(r["trial_id"])
+        for r in reported
+        if int(r.get("epoch", 0)) < int(r.get("trial_epochs", 0))
+        and float(r["timestamp"]) + 1.0 + float(r.get("time_this_iter_s") or 0.0) > cutoff
+    )
+
+
+def write_best(results: tune.ResultGrid) -> BestResult:
+    """The best epoch of the whole search (every part), written to ``best.json`` at its root (local path or URI)."""
+    root = search_root(experiment_uri(results))
+    record, every = load_search(root)
+    last = record.parts[-1] if record.parts else {}
+    try:
+        best = best_result(every, record.metric, record.mode)
+    except ExperimentError:
+        if last.get("ended_by") != "time budget":
+            raise
+        raise BudgetError(
+            f"the time budget ({format_duration(last['time_budget_s'])}) ended the search before any trial reported "
+            "an epoch: give a longer --time-budget (start-up alone takes some seconds)"
+        ) from None
+    summary = {
+        "search": dataclasses.asdict(record),
+        "experiment": root,
+        "trials": sum(1 for result in every if ran(result)),
+        "errored_trials": sum(1 for result in every if result.error),
+        "parts": len(record.part_paths(root)),
+        "ended_by": last.get("ended_by"),
+        "time_budget_s": last.get("time_budget_s"),
+        "best": best.to_dict(),
+    }
+    storage.write_text(root, BEST_FILE, json.dumps(summary, indent=2, default=str) + "\n")
+    return best
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,9 @@
     bohb      TuneBOHB (with HyperBandForBOHB instead of ASHA)
     random    Tune's random draws (None: its BasicVariantGenerator)
 
-A ``SweepDistribution`` (normal, beta, weighted values, ...) is searched as its quantile ``u`` in (0, 1) and handed
-to the trial as ``ppf(u)`` (``Quantiles``, for both TPEs). An extension's earlier results reach the searcher as
-finished trials before its first proposal: Optuna through Ray's ``evaluated_rewards``; HyperOpt, which has no
-such argument, by running each as a point (``points_to_evaluate``) and completing it with its score through the
-searcher's own ``suggest`` and ``on_trial_complete``.
+An extension's earlier results reach the searcher as finished trials before its first proposal: Optuna through
+Ray's ``evaluated_rewards``; HyperOpt, which has no such argument, by running each as a point and completing it
+with its score through the searcher's own ``suggest`` and ``on_trial_complete``.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.optuna import OptunaSearch
 
-from tune_mlp.search.distributions import SweepDistribution, sweep_parameters
+from tune_mlp.search.tune_space import SweepDistribution, sweep_parameters
 
 Points = list[dict[str, Any]]
 
@@ -61,13 +59,10 @@ def as_quantiles(points: Points, space: dict[str, Any]) -> Points:
 class TPE(Quantiles, HyperOptSearch):
     """Ray's HyperOptSearch over every W&B distribution, started from ``evaluated`` (config, reward) results.
 
-    ``n_initial_points`` counts trials with a score: HyperOpt counts every suggested trial, so with more workers
-    than start-up points its model was first fitted on running trials (the replay benchmark, docs/benchmarks.md,
-    measured it at 8 and 32 workers). No repeats: every trial trains with the same seed, so a config tried before
-    would only give its result again, yet TPE on a small discrete space proposes its favourite again and again (4 of
-    20 trials of a study search were one config). Both live in HyperOpt's own plug point, the algorithm function
-    called with HyperOpt's trials (``tpe_after_results``), which HyperOptSearch holds in its public ``algo`` (set
-    from ``n_initial_points`` and ``gamma``): ours is set once the space is known. ``repeats=True``: HyperOpt's own.
+    ``n_initial_points`` counts trials with a score (HyperOpt counts every suggested one, so with many workers its
+    model was first fitted on running trials). No repeats: every trial trains with the same seed, so a config tried
+    before only gives its result again, yet TPE on a small discrete space proposes its favourite again and again.
+    Both live in HyperOpt's plug point, the algorithm function in HyperOptSearch's public ``algo``.
     """
 
     def __init__(self, n_initial_points: int = 20, random_state_seed: int | None = None, gamma: float = 0.25,
@@ -159,11 +154,9 @@ def build(name: str, space: dict[str, Any], seed: int, concurrency: int, startup
 
 
 class WarmASHA(ASHAScheduler):
-    """ASHA on epochs that starts with an extension's earlier trials at its rungs, so that the new part's first
-    trials have peers to lose to: each is told as a trial that ran (ASHA's public trial events) once Tune has given
-    the metric. In the replay (20 trials then 20 more, 4 workers, 20 seeds; scores of the second part, told / not
-    told): the study table 84 / 92 epochs, test picked 0.881 / 0.880; the default table 289 / 281 (sd 70), 0.901 /
-    0.901. A small saving where rungs decide early, none measurable on long curves."""
+    """ASHA on epochs that starts with an extension's earlier trials at its rungs, so that the new part's first trials
+    have peers to lose to: each is told as a trial that ran (ASHA's public trial events) once Tune gives the metric
+    (replayed: a small saving where rungs decide early, none measurable on long curves; docs/benchmarks.md)."""
 
     def __init__(self, earlier: dict[str, dict[int, float]], **asha: Any) -> None:
         self._earlier = earlier  # trial_id: {epoch: score}
@@ -179,9 +172,3 @@ class WarmASHA(ASHAScheduler):
                 self.on_trial_result(None, trial, {"epoch": epoch, self.metric: score})
             self.on_trial_remove(None, trial)  # it ran before: its scores stay at the rungs
         return True
-
-
-def bohb_scheduler(max_epochs: int, reduction_factor: float) -> Any:
-    from ray.tune.schedulers import HyperBandForBOHB
-
-    return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=reduction_factor)

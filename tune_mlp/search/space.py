@@ -1,12 +1,10 @@
-"""Search spaces as data: the ``parameters:`` of a W&B sweep file, checked and turned into a Tune space here.
+"""A W&B sweep file (or a name in ``search_spaces/``) read whole and checked, without Ray: its parameters (every
+distribution of the W&B spec) and the method, metric, early_terminate and run_cap the plan is made from
+(docs/sweeps.md has the mapping; ``tune_mlp.search.tune_space`` turns the parameters into Tune's space).
 
-Every distribution of the W&B spec is taken (``tune_mlp.search.distributions``), ``q`` defaults to 1, numeric
-strings (``1e-3``, which PyYAML reads as a string) are numbers where the field is numeric, nested
-``parameters:`` groups are flattened, and names and choice values go through config's alias tables
-(``lr`` -> ``learning_rate``, ``ReLU`` -> ``relu``). The rest of the sweep document (method, metric,
-early_terminate, run_cap) is ``tune_mlp.search.sweep``'s. One key of our own, ``points_to_evaluate:``, lists
-complete configs HyperOpt tries first. A file that cannot be used is an error naming the file, the key and
-the fix, before Ray starts.
+Formulas follow ``wandb/sweeps`` ``params.py``: the deprecated ``log_uniform``/``q_log_uniform``/``inv_log_uniform``
+take natural-log bounds. Names and choice values go through config's alias tables (``lr`` -> ``learning_rate``);
+a file that cannot be used is one error naming the file, the key and the fix, before Ray starts.
 """
 
 from __future__ import annotations
@@ -18,29 +16,215 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
-from ray import tune
-from ray.tune.search.sample import Domain
 
-from tune_mlp.config import CHOICES, HYPERPARAMETER_ALIASES, canonical_name, field_names, normalize_choice, value_errors
-from tune_mlp.errors import UserInputError
-from tune_mlp.search.distributions import (
-    DEFAULTS,
-    DISTRIBUTIONS,
-    OWN_SAMPLER,
-    can_reach_open_bound,
-    grid_values,
-    log_bounds,
-    to_domain,
+from tune_mlp.config import (
+    BOUNDS,
+    CHOICES,
+    HYPERPARAMETER_ALIASES,
+    INT_FIELDS,
+    METRIC,
+    MODE,
+    REPORTED_METRICS,
+    canonical_name,
+    field_names,
+    normalize_choice,
+    value_errors,
 )
+from tune_mlp.errors import UserInputError
 
-# search_spaces/ sits at the top of the repository and is installed as the package data
-# tune_mlp.search_spaces (pyproject's package-dir), so a wheel finds the same files.
+# search_spaces/ is installed as the package data tune_mlp.search_spaces, so a wheel finds the same files.
 SPACES_DIR = Path(str(importlib.resources.files("tune_mlp.search_spaces")))
+
+
+# The W&B schema's distributions (wandb/sweeps src/sweeps/config/schema.json), deprecated forms included.
+DISTRIBUTIONS = (
+    "constant", "categorical", "categorical_w_probabilities", "int_uniform", "uniform", "q_uniform", "log_uniform",
+    "log_uniform_values", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values",
+    "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta",
+)  # fmt: skip
+DISCRETE = ("constant", "categorical", "categorical_w_probabilities", "int_uniform", "q_uniform")
+OWN_SAMPLER = ("categorical_w_probabilities", "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta")
+DEFAULTS = {"q": 1, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}  # the schema's defaults
+SPEC_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu", "sigma", "a", "b")
+NUMBER_KEYS = ("min", "max", "q", "mu", "sigma", "a", "b")
+METHODS = ("bayes", "random", "grid")
+USED_KEYS = ("parameters", "method", "metric", "early_terminate", "run_cap", "points_to_evaluate")
+# Keys that describe where or how W&B launches runs, not the search: read, named once, not used.
+IGNORED_KEYS = ("program", "command", "project", "entity", "name", "description", "controller", "job", "scheduler",
+                "apiVersion", "kind", "image_uri")  # fmt: skip
+# What a trial reports each epoch, and the names users write for it. Plain ``accuracy``/``loss`` mean the
+# validation ones: a search selects on held-out data, never on train or test.
+METRIC_ALIASES = {
+    **dict.fromkeys(("val_acc", "validation_accuracy", "valid_accuracy", "val_accuracy", "accuracy", "acc"),
+                    "val_accuracy"),
+    **dict.fromkeys(("val_loss", "validation_loss", "valid_loss", "loss"), "val_loss"),
+    **dict.fromkeys(("train_accuracy", "train_acc", "training_accuracy"), "train_accuracy"),
+    **dict.fromkeys(("train_loss", "training_loss"), "train_loss"),
+}  # fmt: skip
+GOALS = {"maximize": "max", "minimize": "min", "max": "max", "min": "min"}
+HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
 
 
 class SearchSpaceError(UserInputError, ValueError):
     """A search-space file that cannot be used; the message names the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Hyperband:
+    """W&B hyperband as ASHA: one W&B iteration is one of our epochs (a trial reports once per epoch)."""
+
+    grace_period: int  # min_iter, or max_iter / eta**s
+    reduction_factor: float  # eta
+    max_t: int | None = None  # max_iter, if given
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    path: Path
+    parameters: dict[str, dict[str, Any]]  # our field -> checked W&B spec with 'distribution' filled in
+    points_to_evaluate: list[dict[str, Any]]  # configs to try before sampling
+    grid: bool = False  # method: grid: Tune walks every combination of the values
+
+    def sampled(self) -> list[str]:
+        """The keys Tune samples per trial; every other key is a constant all trials share."""
+        if self.grid:  # a grid of one value is that value
+            return [key for key, spec in self.parameters.items() if len(grid_values(spec)) > 1]
+        return [key for key, spec in self.parameters.items() if spec["distribution"] != "constant"]
+
+    def constants(self) -> dict[str, Any]:
+        """The value of every key that is not sampled."""
+        sampled = self.sampled()
+        return {key: grid_values(spec)[0] for key, spec in self.parameters.items() if key not in sampled}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: Path
+    space: SearchSpace
+    method: str = "bayes"
+    metric: str = METRIC
+    mode: str = MODE
+    hyperband: Hyperband | None = None
+    run_cap: int | None = None
+    used: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what was read differently from W&B, one phrase each
+
+
+def load_sweep(name_or_path: str) -> Sweep:
+    """Read and check the whole sweep document; any problem is one SearchSpaceError naming file, key and fix."""
+    path = resolve_space_path(name_or_path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SearchSpaceError(f"{path}: not valid YAML ({first}); fix the file's syntax") from None
+    if not isinstance(document, dict):
+        raise SearchSpaceError(f"{path}: expected a mapping with a 'parameters:' key, got {type(document).__name__}")
+    keys = {str(key): value for key, value in document.items()}
+    if "parameters" not in keys and not set(keys) & (set(USED_KEYS) | set(IGNORED_KEYS)):
+        keys = {"parameters": keys}  # a bare mapping of parameters
+    for key in keys:
+        if key not in USED_KEYS + IGNORED_KEYS:
+            close = difflib.get_close_matches(key, USED_KEYS + IGNORED_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SearchSpaceError(f"{path}: {key}: not a sweep key ({hint}we read: {', '.join(USED_KEYS)})")
+    if "parameters" not in keys:
+        raise SearchSpaceError(f"{path}: no 'parameters:' key; add the hyperparameters to search under it")
+    method = keys.get("method", "bayes")
+    if method not in METHODS:
+        raise SearchSpaceError(f"{path}: method: {method!r} is not one we run (choose from {', '.join(METHODS)})")
+    parameters = parse_parameters(path, keys["parameters"])
+    points = keys.get("points_to_evaluate") or []
+    if not isinstance(points, list):
+        raise SearchSpaceError(f"{path}: points_to_evaluate must be a list of configs, got {points!r}")
+    points = [check_point(path, index, point, parameters) for index, point in enumerate(points)]
+    if method == "grid":
+        _check_grid(path, parameters, points)
+    metric, mode, notes = _metric(path, keys.get("metric"))
+    run_cap = keys.get("run_cap")
+    if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
+        raise SearchSpaceError(f"{path}: run_cap: must be a whole number >= 1, got {run_cap!r}")
+    ignored = [key for key in keys if key in IGNORED_KEYS]
+    if run_cap is not None and method == "grid":
+        ignored.append("run_cap (a grid runs every combination)")
+    return Sweep(
+        path=path,
+        space=SearchSpace(path, parameters, points, grid=method == "grid"),
+        method=method,
+        metric=metric,
+        mode=mode,
+        hyperband=_hyperband(path, keys.get("early_terminate")),
+        run_cap=None if method == "grid" else run_cap,
+        used=tuple(key for key in keys if key in USED_KEYS),
+        ignored=tuple(ignored),
+        notes=tuple(notes),
+    )
+
+
+def _check_grid(path: Path, parameters: dict[str, dict[str, Any]], points: list[Any]) -> None:
+    for key, spec in parameters.items():
+        if spec["distribution"] not in DISCRETE or spec["distribution"] == "categorical_w_probabilities":
+            raise SearchSpaceError(
+                f"{path}: parameters.{key}: method grid needs a finite set of values, and "
+                f"{spec['distribution']} is not one; give it 'values: [...]' or use method random or bayes"
+            )
+    if points:
+        raise SearchSpaceError(f"{path}: points_to_evaluate: a grid runs every combination; remove it or the grid")
+
+
+def _metric(path: Path, metric: Any) -> tuple[str, str, list[str]]:
+    """Our metric and mode for ``metric: {name, goal}``; without a goal, the metric's own direction."""
+    if metric is None:
+        return METRIC, MODE, []
+    if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
+        raise SearchSpaceError(f"{path}: metric: expected {{name: val_accuracy, goal: maximize}}, got {metric!r}")
+    name = METRIC_ALIASES.get(metric["name"].strip().lower().replace("-", "_").replace("/", "_"))
+    if name is None:
+        raise SearchSpaceError(
+            f"{path}: metric.name: {metric['name']!r} is not reported by our trials; "
+            f"use one of {', '.join(REPORTED_METRICS)}"
+        )
+    goal = metric.get("goal")
+    if goal is not None and goal not in GOALS:
+        raise SearchSpaceError(f"{path}: metric.goal: {goal!r} must be maximize or minimize")
+    notes = [f"metric.{key} ignored" for key in metric if key not in ("name", "goal")]
+    if goal is None:
+        notes.append(f"no metric.goal: {REPORTED_METRICS[name]}imize {name} (W&B would minimize)")
+    return name, GOALS[goal] if goal else REPORTED_METRICS[name], notes
+
+
+def _hyperband(path: Path, early: Any) -> Hyperband | None:
+    """``early_terminate: {type: hyperband, min_iter | max_iter + s, eta}`` as ASHA's parameters."""
+    if early is None:
+        return None
+    where = f"{path}: early_terminate"
+    if not isinstance(early, dict) or early.get("type") != "hyperband":
+        raise SearchSpaceError(f"{where}: only {{type: hyperband, min_iter: N, eta: 3}} is supported, got {early!r}")
+    unknown = [str(key) for key in early if key not in HYPERBAND_KEYS]
+    if unknown:
+        raise SearchSpaceError(f"{where}.{unknown[0]}: not a hyperband key (use {', '.join(HYPERBAND_KEYS)})")
+    for key in ("min_iter", "max_iter", "s", "eta"):
+        value = early.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise SearchSpaceError(f"{where}.{key}: must be a positive number, got {value!r}")
+    eta = early.get("eta", 3)
+    if eta <= 1 or not math.isfinite(eta):
+        raise SearchSpaceError(f"{where}.eta: must be > 1, got {eta!r}")
+    max_iter, s = early.get("max_iter"), early.get("s")
+    if early.get("min_iter") is not None:
+        grace = early["min_iter"]
+    elif max_iter is not None and s is not None:
+        grace = max_iter / eta**s  # W&B's first bracket, counting back s rungs from max_iter
+    else:
+        raise SearchSpaceError(f"{where}: hyperband needs min_iter, or max_iter and s")
+    if max_iter is not None and (not float(max_iter).is_integer() or max_iter > 10**6):
+        raise SearchSpaceError(f"{where}.max_iter: must be a whole number of epochs, got {max_iter!r}")
+    if grace > 10**6:
+        raise SearchSpaceError(f"{where}.min_iter: {grace!r} epochs is more than any trial trains")
+    return Hyperband(max(1, int(grace)), eta, None if max_iter is None else int(max_iter))
 
 
 def resolve_space_path(name_or_path: str) -> Path:
@@ -53,37 +237,6 @@ def resolve_space_path(name_or_path: str) -> Path:
             return candidate
     known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
     raise SearchSpaceError(f"search space {name_or_path!r} not found: no such file, and not one of: {known}")
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    path: Path
-    parameters: dict[str, dict[str, Any]]  # our field -> checked W&B spec with 'distribution' filled in
-    points_to_evaluate: list[dict[str, Any]]  # configs to try before sampling
-    grid: bool = False  # method: grid: Tune walks every combination of the values
-
-    def tune_space(self) -> dict[str, Any]:
-        return to_tune_space(self.parameters, grid=self.grid)
-
-
-def sampled_keys(tune_space: dict[str, Any]) -> list[str]:
-    """The keys Tune samples per trial; every other key is a constant all trials share."""
-    return [
-        key
-        for key, value in tune_space.items()
-        if isinstance(value, Domain) or (isinstance(value, dict) and "grid_search" in value)
-    ]
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SearchSpaceError(f"{path}: not valid YAML ({first}); fix the file's syntax") from None
-    if not isinstance(document, dict):
-        raise SearchSpaceError(f"{path}: expected a mapping with a 'parameters:' key, got {type(document).__name__}")
-    return document
 
 
 def parse_parameters(path: Path, parameters: Any) -> dict[str, dict[str, Any]]:
@@ -127,10 +280,6 @@ def _nearest(name: str) -> str:
     fields = list(dict.fromkeys(HYPERPARAMETER_ALIASES.get(c, c) for c in close))[:3]
     guess = f" (did you mean {' or '.join(repr(f) for f in fields)}?)" if fields else ""
     return f"{guess}; rename the key to one of {', '.join(field_names())} or an alias in docs/sweeps.md"
-
-
-SPEC_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu", "sigma", "a", "b")
-NUMBER_KEYS = ("min", "max", "q", "mu", "sigma", "a", "b")
 
 
 def check_parameter(where: str, field: str, spec: Any) -> dict[str, Any]:
@@ -237,7 +386,8 @@ def _check_shape(where: str, field: str, spec: dict[str, Any]) -> None:
         raise SearchSpaceError(f"{where}: {' and '.join(names)} must be > 0 for {spec['distribution']}")
     if field in CHOICES or field == "jit_compile":
         raise SearchSpaceError(f"{where}: {field} takes choices; use 'values: [...]', not {spec['distribution']}")
-    if can_reach_open_bound(field, spec):
+    # A normal without q on a field that must be > its bound would be clipped to a meaningless value.
+    if spec["distribution"] == "normal" and BOUNDS.get(field, (None, None, False))[2]:
         raise SearchSpaceError(
             f"{where}: a normal can draw values <= 0, which {field} cannot take; use log_normal "
             "(mu = ln of the centre) or log_uniform_values"
@@ -289,11 +439,36 @@ def check_point(path: Path, index: int, point: Any, parameters: dict[str, dict[s
     return checked
 
 
-def to_tune_space(parameters: dict[str, dict[str, Any]], grid: bool = False) -> dict[str, Any]:
-    """Tune sampling objects for each checked parameter; constants stay plain values."""
-    if grid:
-        return {
-            key: tune.grid_search(values) if len(values := grid_values(spec)) > 1 else values[0]
-            for key, spec in parameters.items()
-        }
-    return {key: to_domain(key, spec) for key, spec in parameters.items()}
+def log_bounds(kind: str, low: float, high: float) -> tuple[float, float]:
+    """The value bounds of a log-uniform family member: natural-log exponents for the deprecated forms."""
+    if kind in ("log_uniform", "q_log_uniform"):
+        return math.exp(low), math.exp(high)
+    if kind == "inv_log_uniform":  # X = exp(-U(min, max))
+        return math.exp(-high), math.exp(-low)
+    return low, high
+
+
+def grid_values(spec: dict[str, Any]) -> list[Any]:
+    """The values ``method: grid`` walks, as W&B's grid search enumerates them."""
+    kind = spec["distribution"]
+    if kind == "constant":
+        return [spec["value"]]
+    if kind == "int_uniform":
+        return list(range(int(spec["min"]), int(spec["max"]) + 1))
+    if kind == "q_uniform":  # W&B: np.arange(min, max, q), so max itself is left out
+        return [cast_to_q(v, spec["q"]) for v in np.arange(spec["min"], spec["max"], spec["q"]).tolist()]
+    return list(spec["values"])
+
+
+def cast_to_q(value: float, q: float) -> float:
+    return int(round(value)) if isinstance(q, int) else value  # W&B: an integer q gives integers
+
+
+def clip_to_field(field: str, value: float, q: float | None) -> Any:
+    """Clip a drawn value into the field's range (an open lower bound becomes its first valid grid point)."""
+    low, high, low_open = BOUNDS.get(field, (None, None, False))
+    if low is not None and (value < low or (low_open and value <= low)):
+        value = low + q if (low_open and q) else (math.nextafter(low, math.inf) if low_open else low)
+    if high is not None and value > high:
+        value = high
+    return int(round(value)) if field in INT_FIELDS else value

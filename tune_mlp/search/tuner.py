@@ -1,14 +1,14 @@
-"""The search as a library: a Ray Tune experiment of HyperOpt (TPE) proposals, ASHA stops and our trainable.
+"""The search as a library: the plan's Tune objects (searcher, ASHA, callbacks, reporter), and ``run_search``, the
+one place that starts or restores Tune.
 
-``python -m tune_mlp.search`` parses flags into ``SearchOptions`` and calls ``run_search``; tests,
-notebooks and the cluster job call it the same way.
+``python -m tune_mlp.search`` makes a ``SearchPlan`` and calls ``run_search``; tests, notebooks and the cluster
+job call it the same way (with the plan, or with ``SearchOptions`` to make one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -19,57 +19,35 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator
+from ray.tune.search import BasicVariantGenerator, Searcher
 
 from tune_mlp import storage
-from tune_mlp.config import TrainConfig
 from tune_mlp.data import load_splits
 from tune_mlp.errors import UserInputError
-from tune_mlp.records import BEST_FILE, SearchRecord
+from tune_mlp.records import SearchRecord
 from tune_mlp.search import searchers
-from tune_mlp.search.budget import (
-    BudgetError,
-    TrialBudget,
-    epoch_seconds,
-    fit_max_epochs,
-    format_duration,
-    parse_duration,
-    typical_config,
-)
-from tune_mlp.search.budget_tune import BudgetSearcher, BudgetStopper, budget_cut
 from tune_mlp.search.compat import keep_starting_workers
-from tune_mlp.search.extend import Part, plan_part, ran, record_part, record_run, trials_done
-from tune_mlp.search.options import (
-    UNTIL_BUDGET,
+from tune_mlp.search.plan import (
     SearchOptions,
+    SearchPlan,
+    TrialBudget,
+    correction_factor,
     experiment_name,
+    first_rung_seconds,
     initial_points_for,
+    keys_line,
     search_plan,
     trial_slots,
 )
 from tune_mlp.search.recovery import KeepResultRows
-from tune_mlp.search.results import BestResult, ExperimentError, best_result, experiment_uri, load_search, search_root
-from tune_mlp.search.space import sampled_keys
-from tune_mlp.search.standin import standin_sizes, train_standin
-from tune_mlp.search.sweep import SearchPlan, keys_line
-from tune_mlp.search.trainable import train_mlp
-from tune_mlp.search.wandb_log import wandb_logger_callback
+from tune_mlp.search.results import Part, finish_part, plan_part, record_part, write_best
+from tune_mlp.search.trainable import standin_sizes, train_mlp, train_standin
+from tune_mlp.search.tune_space import sampled_keys
+from tune_mlp.search.wandb_log import WandbLoggerCallback
 from tune_mlp.wandb_mode import configure_wandb_mode
 
 SMOKE_TRAIN_EXAMPLES = 3000
-__all__ = ["SearchOptions", "run_search", "write_best"]  # SearchOptions: re-exported for callers
-DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole search: trials must compare
-
-
-def base_config(space: dict[str, Any]) -> TrainConfig:
-    """The constants of a space over TrainConfig's defaults: what the data split is read from."""
-    sampled = [key for key in sampled_keys(space) if key in DATA_KEYS]
-    if sampled:
-        raise UserInputError(
-            f"search space samples {', '.join(sampled)}: the data split must be one for all trials "
-            f"(so their scores compare); give {sampled[0]} a single 'value:'"
-        )
-    return TrainConfig.from_dict({key: value for key, value in space.items() if key not in sampled_keys(space)})
+__all__ = ["SearchOptions", "run_search", "write_best"]  # re-exported for callers
 
 
 def init_ray(options: SearchOptions) -> None:
@@ -95,39 +73,41 @@ def init_ray(options: SearchOptions) -> None:
         )
 
 
-def _searcher(options: SearchOptions, plan: SearchPlan, space: dict[str, Any], part: Part,
-              budget: Budget | None) -> Any:  # fmt: skip
+def _searcher(plan: SearchPlan, space: dict[str, Any], part: Part, concurrency: int, budget: Budget | None) -> Any:
     """bayes: ``--searcher``'s (HyperOpt TPE by default; warm-started in an extension) behind a concurrency limit;
     random and grid: Tune's own variant generator. Under a time budget the searcher stops suggesting trials that
     cannot report in time."""
+    options = plan.options
     points = [] if options.smoke_test or part.warm_start else plan.sweep.space.points_to_evaluate
-    startup = initial_points_for(_concurrency(options), options.initial_points)
+    startup = initial_points_for(concurrency, options.initial_points)
     startup = min(startup, part.samples) if part.samples > 0 else startup
     searcher = None  # random draws, every grid combination, or one config of constants repeated
     if plan.searcher == "random" and points:
         searcher = BasicVariantGenerator(points_to_evaluate=points, random_state=options.seed)
     elif plan.searcher == "hyperopt_tpe" and sampled_keys(space):
-        searcher = searchers.build(options.searcher, space, options.seed, _concurrency(options), startup,
+        searcher = searchers.build(options.searcher, space, options.seed, concurrency, startup,
                                    evaluated=part.warm_start, points=points)  # fmt: skip
     if budget and searcher is not None:
         searcher = BudgetSearcher(searcher, budget.sizing, budget.deadline)
     return searcher
 
 
-def _scheduler(options: SearchOptions, plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
-    """ASHA on epochs, with the plan's grace / reduction (the file's hyperband or the flags) and this part's max_t;
-    an extension's first trials meet the earlier ones at each rung."""
-    if options.searcher == "bohb":
-        return searchers.bohb_scheduler(max_epochs, plan.reduction_factor)
+def _scheduler(plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
+    """ASHA on epochs, with the plan's grace / reduction and this part's max_t; an extension's first trials meet the
+    earlier ones at each rung."""
+    if plan.options.searcher == "bohb":  # TuneBOHB's own scheduler
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=plan.reduction_factor)
     return searchers.WarmASHA(part.histories, max_t=max_epochs, grace_period=min(plan.grace_period, max_epochs),
                               reduction_factor=plan.reduction_factor)  # fmt: skip
 
 
-def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan, record: SearchRecord,
-           max_epochs: int, budget: Budget | None = None) -> tune.Tuner:  # fmt: skip
+def _tuner(plan: SearchPlan, part: Part, trainable: Any, record: SearchRecord, max_epochs: int, concurrency: int,
+           budget: Budget | None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
-    path = part.path
+    options, path = plan.options, part.path
     fs, fs_path = storage.filesystem(path)  # what Tune reads and writes with (tune_mlp.storage: keys_out_of_environ)
     if part.resume and tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         print(f"resuming experiment {path}", flush=True)
@@ -136,18 +116,17 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
         )
-    tune_space = _trial_space(plan, options)
-    searcher = _searcher(options, plan, tune_space, part, budget)
-    name = path.rsplit("/", 1)[-1]
+    space = plan.tune_space()
+    searcher = _searcher(plan, space, part, concurrency, budget)
     return tune.Tuner(
         trainable,
-        param_space=tune_space,
+        param_space=space,
         tune_config=tune.TuneConfig(
             metric=record.metric,
             mode=record.mode,
             search_alg=searcher,
-            max_concurrent_trials=None if searcher else _concurrency(options),
-            scheduler=_scheduler(options, plan, part, max_epochs),
+            max_concurrent_trials=None if searcher else concurrency,
+            scheduler=_scheduler(plan, part, max_epochs),
             num_samples=part.samples,
             # Tune's TimeoutStopper: ends the experiment when the budget is spent, and keeps what is left of it
             # in the experiment state, so Tuner.restore continues the same budget.
@@ -158,34 +137,24 @@ def _tuner(options: SearchOptions, part: Part, trainable: Any, plan: SearchPlan,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=name,
+            name=path.rsplit("/", 1)[-1],
             storage_path=fs_path.rsplit("/", 1)[0],
             storage_filesystem=fs,
             stop=BudgetStopper(budget.deadline) if budget else None,
-            checkpoint_config=_retention(record),
+            # The best 3 checkpoints of a trial by the metric (and its latest, which Tune always keeps).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=3, checkpoint_score_attribute=record.metric,
+                                                    checkpoint_score_order=record.mode),  # fmt: skip
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             callbacks=_callbacks(options, part.root.rsplit("/", 1)[-1]),
-            progress_reporter=_reporter(tune_space, options, record, sort=budget is None),
+            progress_reporter=_reporter(space, options, record, sort=budget is None),
             verbose=1,
         ),
-    )
-
-
-def _retention(record: SearchRecord) -> tune.CheckpointConfig:
-    """The best 3 checkpoints of a trial by the metric (and its latest, which Tune always keeps)."""
-    return tune.CheckpointConfig(
-        num_to_keep=3, checkpoint_score_attribute=record.metric, checkpoint_score_order=record.mode
     )
 
 
 def _resources(options: SearchOptions) -> dict[str, float]:
     """One trial's request; Ray sets CUDA_VISIBLE_DEVICES from its "gpu"."""
     return {"cpu": options.cpus_per_trial} | ({"gpu": options.gpus_per_trial} if options.gpus_per_trial else {})
-
-
-def _concurrency(options: SearchOptions) -> int:
-    slots = trial_slots(options, ray.cluster_resources())  # also refuses more GPUs a trial than the cluster has
-    return options.concurrency or slots
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -195,18 +164,16 @@ def _trial_dirname(trial: Any) -> str:
 
 def _callbacks(options: SearchOptions, name: str) -> list[Any]:
     """Tune's CSV and JSON result files (what analysis reads), TensorBoard's only if asked, W&B unless off; first
-    ``KeepResultRows``, which mends a restarting trial's stored rows before the loggers copy them back
-    (``tune_mlp.search.recovery``).
+    ``KeepResultRows``, which mends a restarting trial's stored rows before the loggers copy them back.
 
-    Tune adds a TensorBoard logger by itself unless ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is 1 (set in
-    ``_quiet_tune``), so the loggers we keep are named here, in the order they run. The TensorBoard logger took
-    ~19 % of the driver's CPU in a 200-trial search on 32 slots (py-spy, docs/benchmarks.md, Scale run 12), for
+    Tune adds a TensorBoard logger by itself unless ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is 1 (``_quiet_tune``):
+    it took ~19 % of the driver's CPU in a 200-trial search on 32 slots (docs/benchmarks.md, Scale run 12), for
     files nothing reads.
     """
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
     loggers = [CSVLoggerCallback(), JsonLoggerCallback(), *([TBXLoggerCallback()] if options.tensorboard else [])]
-    wandb = [wandb_logger_callback(project=options.wandb, group=name, excludes=["node_id"])] if options.wandb else []
+    wandb = [WandbLoggerCallback(project=options.wandb, group=name, excludes=["node_id"])] if options.wandb else []
     return [KeepResultRows(), *loggers, *wandb]
 
 
@@ -214,11 +181,8 @@ def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecor
               ) -> tune.CLIReporter:  # fmt: skip
     return tune.CLIReporter(
         parameter_columns=sampled_keys(space)[:8],
-        metric_columns={
-            record.metric: record.metric.replace("accuracy", "acc"),
-            "epoch": "epoch",
-            "time_total_s": "secs",
-        },
+        metric_columns={record.metric: record.metric.replace("accuracy", "acc"), "epoch": "epoch",
+                        "time_total_s": "secs"},  # fmt: skip
         max_report_frequency=5 if options.smoke_test else 30,
         # By TuneConfig's metric and mode; not under a budget: its end terminates trials that never reported,
         # and Tune's sort fails on two trials without the metric.
@@ -228,7 +192,7 @@ def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecor
 
 
 @contextlib.contextmanager
-def _pending_trials(options: SearchOptions, plan: SearchPlan) -> Iterator[None]:
+def _pending_trials(plan: SearchPlan, concurrency: int) -> Iterator[None]:
     """While Tune runs: as many trials may wait for resources at once as there are slots, behind a searcher.
 
     Tune's documented knob, ``TUNE_MAX_PENDING_TRIALS_PG``, read when ``fit`` starts Tune's controller. Ray 2.57+
@@ -238,7 +202,7 @@ def _pending_trials(options: SearchOptions, plan: SearchPlan) -> Iterator[None]:
     name = "TUNE_MAX_PENDING_TRIALS_PG"
     before = os.environ.get(name)
     if plan.searcher == "hyperopt_tpe" and before is None:
-        os.environ[name] = str(_concurrency(options))
+        os.environ[name] = str(concurrency)
     try:
         yield
     finally:
@@ -250,97 +214,64 @@ def _quiet_tune(options: SearchOptions) -> None:
     """Set before Tune reads them (at import of its internals and at fit)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table, trimmed by our CLIReporter
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # _callbacks names the result loggers we keep
-    # Keeping the best 3 checkpoints forces a state snapshot per epoch (~0.5-1 s of driver time, counted by
-    # scripts/bench_search.py); Ray warns about it on every result, which buries the progress table.
+    # Keeping the best 3 checkpoints forces a state snapshot per epoch (~0.5-1 s of driver time); Ray warns about it
+    # on every result, which buries the progress table.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not options.verbose:
         os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
 
 
-def _trial_space(plan: SearchPlan, options: SearchOptions) -> dict[str, Any]:
-    """The Tune space; a smoke test leaves ``epochs`` to its 2-epoch cap."""
-    space = plan.sweep.space.tune_space()
-    return {key: value for key, value in space.items() if not (options.smoke_test and key == "epochs")}
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    """A fresh part's time budget: what sizes a trial, and the wall-clock end the Tune pieces are given."""
-
-    sizing: TrialBudget
-    deadline: float  # time.time() at which the budget ends
-
-    def seconds_left(self) -> float:
-        return max(self.deadline - time.time(), 1e-3)
-
-
-def run_search(options: SearchOptions, plan: SearchPlan | None = None) -> tune.ResultGrid:
+def run_search(plan: SearchPlan | SearchOptions) -> tune.ResultGrid:
     """Run, resume or extend an experiment and return this run's ResultGrid; input errors stop it before Ray starts.
 
-    ``plan``: ``search_plan(options)`` when the caller has it already (the CLI checks it before heavy imports).
-    With ``samples`` above the trials an existing ``--name`` holds, the new trials form a part of their
-    own (``tune_mlp.search.extend``); with ``time_budget`` the search ends in time (``tune_mlp.search.budget_tune``).
+    With more samples than an existing ``--name`` holds, the new trials form a part of their own
+    (``tune_mlp.search.results.plan_part``); under a time budget the search ends in time.
     """
     started = time.time()  # the budget counts the driver's start-up (data, Ray) too
+    plan = plan if isinstance(plan, SearchPlan) else search_plan(plan)
+    options = plan.options
     _quiet_tune(options)
-    budget_seconds = parse_duration(options.time_budget) if options.time_budget else None  # before any write
-    plan = plan or search_plan(options)
-    space = _trial_space(plan, options)
-    base = base_config(space)
+    space, base = plan.tune_space(), plan.base_config()
     storage.check_writable(options.storage_path)
     path = storage.experiment_path(options.storage_path, experiment_name(options))
     asked = SearchRecord(**plan.summary(), parameters=plan.sweep.space.parameters, options=dataclasses.asdict(options))
     part = plan_part(path, plan.samples, asked, sampled_keys(space))  # refuses what it cannot do, in one line
     print(keys_line(plan.sweep), flush=True)
     splits = None if options.stand_in is not None else load_splits(
-        base.dataset,
-        options.data_dir,
-        base.val_fraction,
-        base.split_seed,
+        base.dataset, options.data_dir, base.val_fraction, base.split_seed,
         limit=SMOKE_TRAIN_EXAMPLES if options.smoke_test else None,
     )  # fmt: skip
     sizes = (len(splits.x_train), len(splits.x_val)) if splits else standin_sizes(base)
     if options.wandb:
         configure_wandb_mode(f"{part.path}/trial_*/wandb/offline-run-*")
     init_ray(options)
+    slots = trial_slots(options, ray.cluster_resources())  # also refuses more GPUs a trial than the cluster has
+    concurrency = options.concurrency or slots
     record = SearchRecord.load(path) or asked
-    max_epochs = _max_epochs(plan, part, record, budget_seconds, sizes, options.cpus_per_trial)
-    sizing = None
-    if budget_seconds:
-        grace = min(plan.grace_period, max_epochs)
-        sizing = TrialBudget(budget_seconds, *sizes, options.cpus_per_trial, grace)
-    # A resumed part's pieces come back from Tune's state with what was left of the budget; a new one starts it.
-    budget = Budget(sizing, started + sizing.seconds) if sizing else None
-    trainable = tune.with_resources(_trainable(options, splits, max_epochs, sizing), _resources(options))
-    tuner = _tuner(options, part, trainable, plan, record, max_epochs, budget)
+    entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
+    max_epochs = plan.fitted_max_epochs(sizes, int(entry["max_epochs"]) if part.resume and entry.get("max_epochs")
+                                        else None)  # fmt: skip
+    budget = None
+    if plan.time_budget_s:  # a resumed part's pieces come back from Tune's state with what was left of the budget
+        sizing = TrialBudget(plan.time_budget_s, *sizes, options.cpus_per_trial, min(plan.grace_period, max_epochs))
+        budget = Budget(sizing, started + sizing.seconds)
+    trainable = tune.with_resources(_trainable(options, splits, max_epochs, budget), _resources(options))
+    tuner = _tuner(plan, part, trainable, record, max_epochs, concurrency, budget)
     if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
-        with _pending_trials(options, plan), storage.keys_out_of_environ():
+        with _pending_trials(plan, concurrency), storage.keys_out_of_environ():
             return tuner.fit()
-    record = record_part(record, part, max_epochs=max_epochs, time_budget_s=budget_seconds,
-                         until_budget=plan.until_budget, slots=_concurrency(options), ended_by=None)  # fmt: skip
-    record = record_run(record, part, started=started)
-    record_run(record, part, tuning=time.time()).save(path)
-    with _pending_trials(options, plan), storage.keys_out_of_environ():
+    record_part(record, part, {"started": started, "tuning": time.time()}, max_epochs=max_epochs,
+                time_budget_s=plan.time_budget_s, until_budget=plan.until_budget, slots=concurrency,
+                ended_by=None).save(path)  # fmt: skip
+    with _pending_trials(plan, concurrency), storage.keys_out_of_environ():
         results = tuner.fit()
-    _finish_part(path, part, results, budget)
+    finish_part(path, part, results, budget.deadline if budget else None)
     return results
 
 
-def _max_epochs(plan: SearchPlan, part: Part, record: SearchRecord, budget_seconds: float | None,
-                sizes: tuple[int, int], cpus_per_trial: int) -> int:  # fmt: skip
-    """ASHA's max_t: as planned, as a resumed part had it, or what fits the budget."""
-    entry = next((p for p in record.parts if p.get("folder", ".") == part.folder), {})
-    if part.resume and entry.get("max_epochs"):
-        return int(entry["max_epochs"])
-    if not budget_seconds:
-        return plan.max_epochs
-    typical = TrainConfig().to_dict() | typical_config(plan.sweep.space.parameters)
-    seconds = epoch_seconds(typical, *sizes, cpus_per_trial)
-    return fit_max_epochs(budget_seconds, seconds, plan.max_epochs, plan.grace_period)
-
-
-def _trainable(options: SearchOptions, splits: Any, max_epochs: int, sizing: TrialBudget | None) -> Any:
-    """The MLP on the splits, or with ``stand_in`` the sleeping stand-in (``tune_mlp.search.standin``)."""
+def _trainable(options: SearchOptions, splits: Any, max_epochs: int, budget: Budget | None) -> Any:
+    """The MLP on the splits, or with ``stand_in`` the sleeping stand-in (``tune_mlp.search.trainable``)."""
+    sizing = budget.sizing if budget else None
     if options.stand_in is not None:
         return tune.with_parameters(train_standin, seconds_per_epoch=options.stand_in, max_epochs=max_epochs,
                                     budget=sizing)  # fmt: skip
@@ -349,50 +280,88 @@ def _trainable(options: SearchOptions, splits: Any, max_epochs: int, sizing: Tri
     )
 
 
-def _finish_part(path: str, part: Part, results: tune.ResultGrid, budget: Budget | None) -> None:
-    """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted.
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """A fresh part's time budget: what sizes a trial, and the wall-clock end the Tune pieces are given.
 
-    Tune leaves no trial unfinished when the experiment ends by itself (its samples, or under a budget the
-    searcher's last suggestion or Tune's TimeoutStopper); Ctrl-C leaves the running ones RUNNING, to resume.
+    Tune's ``TimeoutStopper`` (``TuneConfig(time_budget_s)``) ends the experiment. ``BudgetStopper`` and
+    ``BudgetSearcher`` need the end too; each keeps it as an absolute ``deadline`` and saves the seconds left at
+    Tune's checkpoint, so a restored copy counts on from there as the TimeoutStopper does.
     """
-    record = SearchRecord.load(path) or SearchRecord()
-    done = trials_done([part.path], record)
-    ended = results.num_terminated + results.num_errors == len(results)
-    ended_by = None
-    if ended and part.samples != UNTIL_BUDGET and done >= part.samples:
-        ended_by = "samples"
-    elif ended and budget is not None:
-        ended_by = "time budget"
-    last = [result.metrics for result in results if result.metrics]
-    stopped = budget_cut(last, budget.deadline) if budget is not None and ended_by == "time budget" else []
-    record = record_part(record, part, trials=done, ended_by=ended_by, budget_stopped=stopped)
-    record = dataclasses.replace(record, trials=trials_done(record.part_paths(path), record))
-    record_run(record, part, ended=time.time()).save(path)
+
+    sizing: TrialBudget
+    deadline: float  # time.time() at which the budget ends
+
+    def seconds_left(self) -> float:
+        return max(self.deadline - time.time(), 1e-3)
 
 
-def write_best(results: tune.ResultGrid) -> BestResult:
-    """The best epoch of the whole search (every part), written to ``best.json`` at its root (local path or URI)."""
-    root = search_root(experiment_uri(results))
-    record, every = load_search(root)
-    last = record.parts[-1] if record.parts else {}
-    try:
-        best = best_result(every, record.metric, record.mode)
-    except ExperimentError:
-        if last.get("ended_by") != "time budget":
-            raise
-        raise BudgetError(
-            f"the time budget ({format_duration(last['time_budget_s'])}) ended the search before any trial reported "
-            "an epoch: give a longer --time-budget (start-up alone takes some seconds)"
-        ) from None
-    summary = {
-        "search": dataclasses.asdict(record),
-        "experiment": root,
-        "trials": sum(1 for result in every if ran(result)),
-        "errored_trials": sum(1 for result in every if result.error),
-        "parts": len(record.part_paths(root)),
-        "ended_by": last.get("ended_by"),
-        "time_budget_s": last.get("time_budget_s"),
-        "best": best.to_dict(),
-    }
-    storage.write_text(root, BEST_FILE, json.dumps(summary, indent=2, default=str) + "\n")
-    return best
+def _left(deadline: float) -> float:
+    return deadline - time.time()
+
+
+class BudgetStopper(tune.Stopper):
+    """Stops a trial whose next epoch would not finish before ``deadline``, at a reported epoch with its checkpoint,
+    instead of losing a half-run epoch at the end; the experiment's end is Tune's."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return _left(self.deadline) < float(result.get("time_this_iter_s") or 0.0)
+
+    def stop_all(self) -> bool:
+        return False  # Tune's TimeoutStopper ends the experiment
+
+    # Tune pickles the stopper into its experiment state at every checkpoint and restores it from there.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"seconds_left": _left(self.deadline)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.deadline = time.time() + state["seconds_left"]
+
+
+class BudgetSearcher(Searcher):
+    """Wraps a searcher; once a proposal could not reach its first ASHA rung before ``deadline`` (predicted from its
+    size, corrected by the epoch times measured so far), the search is FINISHED."""
+
+    def __init__(self, searcher: Searcher, sizing: TrialBudget, deadline: float) -> None:
+        Searcher.__init__(self, metric=searcher.metric, mode=searcher.mode)
+        self.searcher, self.sizing, self.deadline = searcher, sizing, deadline
+        self.measured: list[tuple[float, float]] = []  # (measured, predicted) epoch seconds
+        self.predicted: dict[str, float] = {}  # trial_id -> predicted epoch seconds (results arrive flattened)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.searcher.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if _left(self.deadline) <= 0:
+            return Searcher.FINISHED
+        config = self.searcher.suggest(trial_id)
+        if not isinstance(config, dict):
+            return config
+        predicted = self.predicted[trial_id] = self.sizing.epoch_seconds(config)
+        needed = first_rung_seconds(predicted, self.sizing.grace_period, correction_factor(self.measured))
+        if needed > _left(self.deadline):
+            self.searcher.on_trial_complete(trial_id, error=True)  # withdrawn: not left pending in TPE
+            return Searcher.FINISHED
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.predicted and result.get("time_this_iter_s"):
+            self.measured.append((float(result["time_this_iter_s"]), self.predicted[trial_id]))
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    # Tune saves a wrapper's state with get_state (the wrapped searcher saves its own) and restores it with set_state.
+    def get_state(self) -> dict[str, Any]:
+        return {"measured": self.measured, "predicted": self.predicted, "seconds_left": _left(self.deadline)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.measured, self.predicted = list(state["measured"]), dict(state["predicted"])
+        self.deadline = time.time() + state["seconds_left"]

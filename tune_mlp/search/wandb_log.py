@@ -2,20 +2,12 @@
 
     RunConfig(callbacks=[WandbLoggerCallback(project="tune_mlp", group="my-search")])
 
-Ray's own ``WandbLoggerCallback`` starts two actors per trial (a logger and its queue), each logger with a wandb
-process of its own, all on the head node: at 32 slots with W&B offline, 200 one-second trials left 60 wandb
-processes and 13 GB behind after 871 s, 68 trials done (``scripts/bench_scale.py``). wandb runs many runs in
-one process (``wandb.init(reinit="create_new")``), so ours, a ``LoggerCallback`` on Tune's public interface,
-drives one actor, ``WandbHub``, which holds a run per running trial and finishes it when the trial ends: the
-head node's cost follows the running trials, not the trials so far. What is logged is what Ray's callback logs:
-each result's numbers (step: ``training_iteration``), the trial's config and Tune's bookkeeping keys as the
-run's config, the run named after the trial, with its id, in the search's group; the run's files go to
-``TRIAL/wandb/offline-run-*`` (or ``run-*``) with the trial's results.
-
-The API key never travels through Ray: Ray writes runtime envs to every node's ``runtime_env_agent.log`` in
-clear text. The hub runs on the driver's node and inherits the key from its environment (a local Ray started by
-the driver), or finds the node's own (``wandb login``, an env var where the node starts). Only the mode
-(``WANDB_MODE``, no secret) is handed to it.
+Ray's own ``WandbLoggerCallback`` starts two actors and a wandb process per trial, all on the head node (at 32 slots,
+200 one-second trials left 60 wandb processes and 13 GB behind; ``scripts/bench_scale.py``). wandb runs many runs in
+one process (``reinit="create_new"``), so ours, a ``LoggerCallback`` on Tune's public interface, drives one actor,
+``WandbHub``, holding a run per running trial. What is logged is what Ray's callback logs; the run's files go to
+``TRIAL/wandb/``. The API key never travels through Ray (Ray writes runtime envs to every node's log in clear
+text): the hub runs on the driver's node and finds the key there; only ``WANDB_MODE`` is handed to it.
 """
 
 from __future__ import annotations
@@ -39,8 +31,7 @@ NOT_LOGGED = ("done", "should_checkpoint", "config")
 
 
 def plain(value: Any) -> Any:
-    """A config value as W&B stores it: numbers, strings, booleans, None, lists and dicts of them; a numpy
-    scalar as its Python number; anything else as its text."""
+    """A config value as W&B stores it: JSON's types, a numpy scalar as its Python number, anything else as text."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, dict):
@@ -65,9 +56,8 @@ def _under(key: str, names: Iterable[str]) -> bool:
 
 
 def loggable(result: dict[str, Any], excludes: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A Tune result as W&B takes it: (the history row: every number, nested keys joined by "/"; the config
-    update: the result's ``run_config`` and its ``AUTO_CONFIG_KEYS``). Excluded keys (and what is under them) are in
-    neither; strings and other values outside the config are dropped, as Ray's callback drops them."""
+    """A Tune result as W&B takes it: (the history row: every number, nested keys joined by "/"; the config update:
+    ``run_config`` and ``AUTO_CONFIG_KEYS``). Excluded keys are in neither; other strings are dropped, as Ray does."""
     row: dict[str, Any] = {}
     config = run_config(result.get("config") or {}, excludes)
     for key, value in _flat(result):
@@ -125,12 +115,10 @@ class WandbHub:
             run.finish()
 
     def close(self) -> int:
-        """Finish every run still open and wait until wandb has written (and, online, uploaded) them all; returns
-        how many were open.
+        """Finish every open run and wait until wandb has written (online: uploaded) them; returns how many were open.
 
-        ``run.finish()`` returns before wandb's service has written the run: its own wait is ``wandb.teardown()``,
-        otherwise run at the process's exit, which a killed actor never reaches (CI, stop 25: of two smoke trials
-        finished within 8 ms, one run file held only its 7-byte header).
+        ``run.finish()`` returns before wandb's service has written the run; ``wandb.teardown()`` waits, which
+        otherwise runs at the process's exit, which a killed actor never reaches.
         """
         open_runs = list(self._runs)
         for trial_id in open_runs:
@@ -262,7 +250,3 @@ def _upload_runs(trials: list[Any]) -> None:
         except OSError as error:
             logger.warning("W&B: could not copy %s to the results: %s", local, error)
 
-
-def wandb_logger_callback(**kwargs: Any) -> WandbLoggerCallback:
-    """The search's W&B logger (``tune_mlp.search.tuner``; ``scripts/bench_scale.py`` swaps it for Ray's)."""
-    return WandbLoggerCallback(**kwargs)
