@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 
 def measure(experiment_dir: str, slots: int | None) -> dict[str, float]:
-    """Every reported epoch of every part of the search (an extension is a subfolder), as search.accounting counts."""
+    """Every reported epoch of every part of the search (an extension is a subfolder), as analysis.accounting counts."""
     from analysis.accounting import utilisation
 
     root = Path(experiment_dir)

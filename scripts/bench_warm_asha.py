@@ -8,6 +8,7 @@ accuracy picked over both parts, averaged over SEEDS (default 20). TABLE: study 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -58,4 +59,10 @@ def main(table: str = "study", seeds: int = 20) -> None:
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["study"]), *(int(n) for n in sys.argv[2:3]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("table", nargs="?", default="study", choices=["study", "default-150"])
+    parser.add_argument("seeds", nargs="?", type=int, default=20)
+    args = parser.parse_args()
+    main(args.table, args.seeds)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tune_mlp.search.accounting import busiest_overlap, trial_intervals
+from analysis.accounting import busiest_overlap, trial_intervals
 
 root, driver_wall = Path(sys.argv[1]), float(sys.argv[2])
 rows = pd.DataFrame(
