@@ -73,10 +73,10 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
     last_path = existing.part_paths(root)[-1]
     if last.get("ended_by") is None and _resumable(last_path):
         return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True)
-    done = trials_done(existing.part_paths(root), existing)
+    earlier = [result for path in existing.part_paths(root) for result in load_results(path, existing)]
+    done = sum(1 for result in earlier if ran(result))  # trials_done, on the results read once
     if 0 <= samples <= done:  # nothing to add: reopen the last part, which returns its results (-1: until a budget)
         return Part(root, last.get("folder", "."), int(last.get("samples", samples)), True, finished=True)
-    earlier = [result for path in existing.part_paths(root) for result in load_results(path, existing)]
     return Part(root, f"{PART_PREFIX}{len(parts) + 1}", samples - done if samples >= 0 else samples, False,
                 warm_start=warm_points(earlier, existing.metric, existing.mode, sampled),
                 histories=_histories(earlier, existing.metric))  # fmt: skip
@@ -85,7 +85,8 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
 def _resumable(path: str) -> bool:
     """Whether Tune can restore the experiment at ``path``; one whose saved state its killed driver left cut short
     is refused (``tune_mlp.search.recovery.torn_state``)."""
-    if not tune.Tuner.can_restore(path):
+    fs, fs_path = storage.filesystem(path)  # as the Tuner restores it (tune_mlp.search.tuner)
+    if not tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         return False
     torn = torn_state(path)
     if torn:

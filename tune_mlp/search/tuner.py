@@ -103,8 +103,8 @@ def _scheduler(plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
                               reduction_factor=plan.reduction_factor)  # fmt: skip
 
 
-def _tuner(plan: SearchPlan, part: Part, trainable: Any, record: SearchRecord, max_epochs: int, concurrency: int,
-           budget: Budget | None) -> tune.Tuner:  # fmt: skip
+def _tuner(plan: SearchPlan, space: dict[str, Any], part: Part, trainable: Any, record: SearchRecord, max_epochs: int,
+           concurrency: int, budget: Budget | None) -> tune.Tuner:  # fmt: skip
     """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
     options, path = plan.options, part.path
@@ -116,7 +116,6 @@ def _tuner(plan: SearchPlan, part: Part, trainable: Any, record: SearchRecord, m
         raise UserInputError(
             f"--resume: {path} is not a Tune experiment that can be resumed; start it without --resume"
         )
-    space = plan.tune_space()
     searcher = _searcher(plan, space, part, concurrency, budget)
     return tune.Tuner(
         trainable,
@@ -256,16 +255,15 @@ def run_search(plan: SearchPlan | SearchOptions) -> tune.ResultGrid:
         sizing = TrialBudget(plan.time_budget_s, *sizes, options.cpus_per_trial, min(plan.grace_period, max_epochs))
         budget = Budget(sizing, started + sizing.seconds)
     trainable = tune.with_resources(_trainable(options, splits, max_epochs, budget), _resources(options))
-    tuner = _tuner(plan, part, trainable, record, max_epochs, concurrency, budget)
-    if part.finished:  # nothing to add: the last part is reopened for its results, its record stays
-        with _pending_trials(plan, concurrency), storage.keys_out_of_environ():
-            return tuner.fit()
-    record_part(record, part, {"started": started, "tuning": time.time()}, max_epochs=max_epochs,
-                time_budget_s=plan.time_budget_s, until_budget=plan.until_budget, slots=concurrency,
-                ended_by=None).save(path)  # fmt: skip
+    tuner = _tuner(plan, space, part, trainable, record, max_epochs, concurrency, budget)
+    if not part.finished:  # finished: nothing to add, the last part is reopened for its results, its record stays
+        record_part(record, part, {"started": started, "tuning": time.time()}, max_epochs=max_epochs,
+                    time_budget_s=plan.time_budget_s, until_budget=plan.until_budget, slots=concurrency,
+                    ended_by=None).save(path)  # fmt: skip
     with _pending_trials(plan, concurrency), storage.keys_out_of_environ():
         results = tuner.fit()
-    finish_part(path, part, results, budget.deadline if budget else None)
+    if not part.finished:
+        finish_part(path, part, results, budget.deadline if budget else None)
     return results
 
 
