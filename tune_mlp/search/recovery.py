@@ -1,17 +1,5 @@
-"""Tune's stored state after a restart, mended or refused.
-
-- A trial Tune restarts from its checkpoint (a lost node, a crashed worker): Ray's JSON and CSV loggers copy the
-  stored ``result.json``/``progress.csv`` over the driver's copy, which is synced only at experiment snapshots, so
-  the rows since the last one were lost (tests/test_cluster*.py). ``KeepResultRows`` uploads the driver's copies when
-  Tune decides to retry the trial (``on_trial_recover``), before the restart downloads them.
-- A driver killed between two snapshots is resumed from one older than the trials' last results, and each trial
-  re-runs the epochs after its checkpoint, which the loggers append a second time (tests/test_recovery.py). When a
-  restored trial starts, ``KeepResultRows`` drops the stored rows after the checkpoint it resumes from: that
-  checkpoint's ``training_iteration``, not ``trial.last_result`` (Tune registers a checkpoint one call after its
-  result, so a snapshot may hold epoch 3's result and epoch 2's checkpoint). It runs before the loggers.
-- A driver killed while Tune copied its state files (in place, not write-then-rename) leaves them cut short, and
-  ``Tuner.restore`` fails deep in the searcher: ``torn_state`` names such a file, so resuming is refused in one line.
-"""
+"""Tune's stored state after a restart, mended (``KeepResultRows``) or refused (``torn_state``); why each is
+needed: docs/architecture.md, "Restarts"."""
 
 from __future__ import annotations
 
@@ -94,16 +82,13 @@ def _trim(filesystem: Any, path: str, name: str, last: int) -> None:
         logger.warning("could not drop the rows after epoch %d from %s: %s", last, path, error)
 
 
-EXPERIMENT_STATE = "experiment_state-{}.json"  # Tune's TuneController.CKPT_FILE_TMPL (Ray 2.52-2.60)
+# Tune's TuneController.CKPT_FILE_TMPL, in a module Ray does not make public (tests/test_recovery.py checks it).
+EXPERIMENT_STATE = "experiment_state-{}.json"
 
 
 def torn_state(path: str) -> str | None:
-    """The newest of Tune's state files of a kind in ``path`` if it is cut short; None if all are whole.
-
-    The controller's name template is in a module Ray does not make public, so it is spelled here
-    (tests/test_recovery.py checks all three on a real search). The searchers' states are pickles, whatever their
-    names say: a whole pickle ends with its STOP opcode.
-    """
+    """The newest of Tune's state files of a kind in ``path`` if it is cut short (the searchers' states are pickles,
+    whatever their names say: a whole one ends with STOP); None if all are whole."""
     from ray.tune.search import Searcher
     from ray.tune.search.search_generator import SearchGenerator
 

@@ -1,10 +1,7 @@
-"""A search's record and results: ``search.json`` and ``best.json`` written, and the one reader of an experiment
-(all its parts): its trials as tables and its single best epoch (a ``BestResult``).
+"""A search's record (``search.json``, ``best.json``) and the one reader of an experiment over all its parts.
 
-Ray Tune cannot raise ``num_samples`` of a finished experiment (``Tuner.restore`` keeps it, ray#42221), so
-``--samples 40`` on a finished 20-trial search runs 20 more as a second Tune experiment in ``EXPERIMENT/part-2/``;
-``search.json`` lists the parts (``SearchRecord.parts``) and the reader here reads them as one search. Each part is
-a whole Tune experiment, so an interrupted part resumes with ``Tuner.restore`` like any other.
+Tune cannot raise a finished experiment's ``num_samples`` (ray#42221), so ``--samples 40`` on a finished 20-trial
+search runs 20 more as a Tune experiment of its own in ``EXPERIMENT/part-2/``; ``search.json`` lists the parts.
 """
 
 from __future__ import annotations
@@ -56,10 +53,7 @@ class Part:
 
 
 def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str]) -> Part:
-    """What this run does in ``root``: start it, resume its interrupted part, or extend it to ``samples``.
-
-    ``record`` is what this run was asked (its space's parameters); an existing ``search.json`` must match.
-    """
+    """Start ``root``, resume its interrupted part, or extend it to ``samples`` (over the same space as ``record``)."""
     existing = SearchRecord.load(root)
     if existing is None:
         return Part(root, ".", samples, _resumable(root))
@@ -83,8 +77,7 @@ def plan_part(root: str, samples: int, record: SearchRecord, sampled: list[str])
 
 
 def _resumable(path: str) -> bool:
-    """Whether Tune can restore the experiment at ``path``; one whose saved state its killed driver left cut short
-    is refused (``tune_mlp.search.recovery.torn_state``)."""
+    """Whether Tune can restore ``path``; a saved state cut short by a killed driver is refused (``torn_state``)."""
     fs, fs_path = storage.filesystem(path)  # as the Tuner restores it (tune_mlp.search.tuner)
     if not tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         return False
@@ -104,11 +97,6 @@ def _canonical(parameters: dict[str, Any]) -> str:
 def ran(result: Any) -> bool:
     """A trial that ran: it reported an epoch or failed (one the budget ended before its first report did not)."""
     return "epoch" in (result.metrics or {}) or result.error is not None
-
-
-def trials_done(paths: list[str], record: SearchRecord) -> int:
-    """Trials that ran (``ran``), over all parts."""
-    return sum(1 for path in paths for result in load_results(path, record) if ran(result))
 
 
 def warm_points(results: list[Any], metric: str, mode: str, sampled: list[str]) -> list[dict[str, Any]]:
@@ -141,11 +129,8 @@ def _histories(results: list[Any], metric: str) -> dict[str, dict[int, float]]:
 
 
 def record_part(record: SearchRecord, part: Part, run: dict[str, float] | None = None, **info: Any) -> SearchRecord:
-    """``record`` with this part's entry added (a new part) or updated with ``info`` (a resumed one).
-
-    ``run``: wall-clock times of this driver run; ``started`` opens a run in the part's ``runs``, other times go to
-    the last one (a part resumed after its driver was killed has one run per driver; a killed run has no ``ended``).
-    """
+    """``record`` with this part's entry added or updated with ``info``; ``run``'s times go to the part's ``runs``
+    (one per driver run: ``started`` opens one, a killed run has no ``ended``)."""
     parts = [dict(p) for p in record.parts]
     entry = next((p for p in parts if p.get("folder", ".") == part.folder), None)
     if entry is None:  # ended_by None until it ends
@@ -165,31 +150,26 @@ def record_part(record: SearchRecord, part: Part, run: dict[str, float] | None =
 def finish_part(path: str, part: Part, results: tune.ResultGrid, deadline: float | None) -> None:
     """Record how the part ended: all its samples ran, the budget ended it, or (None) it was interrupted.
 
-    Tune leaves no trial unfinished when the experiment ends by itself (its samples, or under a budget the
-    searcher's last suggestion or Tune's TimeoutStopper); Ctrl-C leaves the running ones RUNNING, to resume.
+    Tune leaves no trial unfinished when the experiment ends by itself; Ctrl-C leaves the running ones RUNNING.
     """
     record = SearchRecord.load(path) or SearchRecord()
-    done = trials_done([part.path], record)
+    done = sum(1 for result in results if ran(result))
     ended = results.num_terminated + results.num_errors == len(results)
     ended_by = None
     if ended and part.samples >= 0 and done >= part.samples:  # -1: until the budget ends
         ended_by = "samples"
     elif ended and deadline is not None:
         ended_by = "time budget"
-    last = [result.metrics for result in results if result.metrics]
-    stopped = budget_cut(last, deadline) if ended_by == "time budget" else []
-    record = dataclasses.replace(record, trials=trials_done(record.part_paths(path), record))
+    stopped = budget_cut([r.metrics for r in results if r.metrics], deadline) if ended_by == "time budget" else []
+    earlier = sum(int(p.get("trials", 0)) for p in record.parts if p.get("folder", ".") != part.folder)
+    record = dataclasses.replace(record, trials=earlier + done)
     record_part(record, part, {"ended": time.time()}, trials=done, ended_by=ended_by, budget_stopped=stopped).save(path)
 
 
 def budget_cut(last_results: list[dict[str, Any]], deadline: float | None = None) -> list[str]:
-    """The trials the budget cut short, from each trial's last report in one driver run of a part.
-
-    A trial cut by the budget (by ``BudgetStopper``, or running when Tune's TimeoutStopper ended the
-    experiment) stopped before its own last epoch, and its next epoch would have ended after the deadline
-    (``BudgetStopper``'s rule) or after the experiment's last report, whichever is earlier. Tune's
-    ``timestamp`` is whole seconds, hence the second of slack.
-    """
+    """The trials the budget cut short, from each trial's last report: stopped before their own last epoch, with
+    a next epoch that would have ended after the deadline or the experiment's last report (``timestamp`` is whole
+    seconds, hence the second of slack)."""
     reported = [r for r in last_results if r.get("timestamp") is not None]
     if not reported:
         return []
@@ -297,10 +277,7 @@ def load_search(experiment_dir: str | Path) -> tuple[SearchRecord, list[Any]]:
 
 
 def best_result(results: Iterable[Any], metric: str = METRIC, mode: str = MODE) -> BestResult:
-    """The checkpoint of the single best epoch across all trials, NaN ignored.
-
-    ``Result.checkpoint`` is a trial's *latest* checkpoint; the best epoch is among ``best_checkpoints``.
-    """
+    """The single best epoch of all trials, NaN ignored (from ``best_checkpoints``: ``checkpoint`` is the latest)."""
     best: BestResult | None = None
     for result in results:
         for checkpoint, metrics in result.best_checkpoints or []:

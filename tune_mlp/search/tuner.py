@@ -1,9 +1,5 @@
-"""The search as a library: the plan's Tune objects (searcher, ASHA, callbacks, reporter), and ``run_search``, the
-one place that starts or restores Tune.
-
-``python -m tune_mlp.search`` makes a ``SearchPlan`` and calls ``run_search``; tests, notebooks and the cluster
-job call it the same way (with the plan, or with ``SearchOptions`` to make one).
-"""
+"""The plan's Tune objects (searcher, ASHA, callbacks, reporter) and ``run_search``, the one place that starts or
+restores Tune; the CLI, tests, notebooks and the cluster job call it with a ``SearchPlan`` or ``SearchOptions``."""
 
 from __future__ import annotations
 
@@ -74,9 +70,8 @@ def init_ray(options: SearchOptions) -> None:
 
 
 def _searcher(plan: SearchPlan, space: dict[str, Any], part: Part, concurrency: int, budget: Budget | None) -> Any:
-    """bayes: ``--searcher``'s (HyperOpt TPE by default; warm-started in an extension) behind a concurrency limit;
-    random and grid: Tune's own variant generator. Under a time budget the searcher stops suggesting trials that
-    cannot report in time."""
+    """bayes: ``--searcher``'s (warm-started in an extension); random and grid: Tune's own variant generator; under
+    a time budget, wrapped to stop suggesting trials that cannot report in time."""
     options = plan.options
     points = [] if options.smoke_test or part.warm_start else plan.sweep.space.points_to_evaluate
     startup = initial_points_for(concurrency, options.initial_points)
@@ -93,8 +88,7 @@ def _searcher(plan: SearchPlan, space: dict[str, Any], part: Part, concurrency: 
 
 
 def _scheduler(plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
-    """ASHA on epochs, with the plan's grace / reduction and this part's max_t; an extension's first trials meet the
-    earlier ones at each rung."""
+    """ASHA on epochs with this part's max_t, the earlier parts' trials at its rungs (BOHB: its own HyperBand)."""
     if plan.options.searcher == "bohb":  # TuneBOHB's own scheduler
         from ray.tune.schedulers import HyperBandForBOHB
 
@@ -105,7 +99,7 @@ def _scheduler(plan: SearchPlan, part: Part, max_epochs: int) -> ASHAScheduler:
 
 def _tuner(plan: SearchPlan, space: dict[str, Any], part: Part, trainable: Any, record: SearchRecord, max_epochs: int,
            concurrency: int, budget: Budget | None) -> tune.Tuner:  # fmt: skip
-    """A new Tuner, or the interrupted one of the same name restored (no finished trial re-runs)."""
+    """A new Tuner, or the interrupted one restored (no finished trial re-runs)."""
     keep_starting_workers()  # a trial's starting worker is not killed for a reused one (tune_mlp.search.compat)
     options, path = plan.options, part.path
     fs, fs_path = storage.filesystem(path)  # what Tune reads and writes with (tune_mlp.storage: keys_out_of_environ)
@@ -162,13 +156,9 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _callbacks(options: SearchOptions, name: str) -> list[Any]:
-    """Tune's CSV and JSON result files (what analysis reads), TensorBoard's only if asked, W&B unless off; first
-    ``KeepResultRows``, which mends a restarting trial's stored rows before the loggers copy them back.
-
-    Tune adds a TensorBoard logger by itself unless ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is 1 (``_quiet_tune``):
-    it took ~19 % of the driver's CPU in a 200-trial search on 32 slots (docs/benchmarks.md, Scale run 12), for
-    files nothing reads.
-    """
+    """Tune's CSV and JSON result files (what analysis reads), TensorBoard's only if asked (Tune's automatic one took
+    ~19 % of the driver's CPU at 32 slots: docs/benchmarks.md, Scale run 12), W&B unless off; ``KeepResultRows``
+    first, so a restarting trial's rows are mended before the loggers copy them back."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
     loggers = [CSVLoggerCallback(), JsonLoggerCallback(), *([TBXLoggerCallback()] if options.tensorboard else [])]
@@ -192,12 +182,8 @@ def _reporter(space: dict[str, Any], options: SearchOptions, record: SearchRecor
 
 @contextlib.contextmanager
 def _pending_trials(plan: SearchPlan, concurrency: int) -> Iterator[None]:
-    """While Tune runs: as many trials may wait for resources at once as there are slots, behind a searcher.
-
-    Tune's documented knob, ``TUNE_MAX_PENDING_TRIALS_PG``, read when ``fit`` starts Tune's controller. Ray 2.57+
-    takes the ConcurrencyLimiter's limit by itself; older releases take 1, so at 32 slots trials would start one
-    at a time (docs/compat.md). A user's own value is kept; the process's environment is as it was afterwards.
-    """
+    """While Tune runs, as many trials may wait for resources as there are slots (Tune's ``TUNE_MAX_PENDING_TRIALS_PG``:
+    before Ray 2.57 it is 1 behind a searcher, docs/compat.md); a user's own value is kept, and restored after."""
     name = "TUNE_MAX_PENDING_TRIALS_PG"
     before = os.environ.get(name)
     if plan.searcher == "hyperopt_tpe" and before is None:
@@ -221,11 +207,8 @@ def _quiet_tune(options: SearchOptions) -> None:
 
 
 def run_search(plan: SearchPlan | SearchOptions) -> tune.ResultGrid:
-    """Run, resume or extend an experiment and return this run's ResultGrid; input errors stop it before Ray starts.
-
-    With more samples than an existing ``--name`` holds, the new trials form a part of their own
-    (``tune_mlp.search.results.plan_part``); under a time budget the search ends in time.
-    """
+    """Run, resume or extend (``results.plan_part``) an experiment and return this run's ResultGrid; input errors
+    stop it before Ray starts."""
     started = time.time()  # the budget counts the driver's start-up (data, Ray) too
     plan = plan if isinstance(plan, SearchPlan) else search_plan(plan)
     options = plan.options
@@ -280,12 +263,8 @@ def _trainable(options: SearchOptions, splits: Any, max_epochs: int, budget: Bud
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """A fresh part's time budget: what sizes a trial, and the wall-clock end the Tune pieces are given.
-
-    Tune's ``TimeoutStopper`` (``TuneConfig(time_budget_s)``) ends the experiment. ``BudgetStopper`` and
-    ``BudgetSearcher`` need the end too; each keeps it as an absolute ``deadline`` and saves the seconds left at
-    Tune's checkpoint, so a restored copy counts on from there as the TimeoutStopper does.
-    """
+    """A part's time budget: what sizes a trial, and the wall-clock end. Tune's TimeoutStopper ends the experiment;
+    ``BudgetStopper`` and ``BudgetSearcher`` save the seconds left in Tune's state and count on from there."""
 
     sizing: TrialBudget
     deadline: float  # time.time() at which the budget ends
