@@ -68,7 +68,7 @@ class Ensemble:
     val_probabilities: np.ndarray  # (members, n_val, classes)
     y_val: np.ndarray
     best: int  # the single best member by the search's metric (what analysis and a plain export pick)
-    candidates: str = "kept"  # what the members are: "best-of-trial" or "kept" (CANDIDATES)
+    candidates: str = CANDIDATES[0]  # what the members are: "best-of-trial" or "kept" (CANDIDATES)
     kept: int = 0  # kept checkpoints with a finite score in the search (members is a subset of them)
 
     @property
