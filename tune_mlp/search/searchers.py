@@ -5,9 +5,7 @@
     bohb      TuneBOHB (with HyperBandForBOHB instead of ASHA)
     random    Tune's random draws (None: its BasicVariantGenerator)
 
-An extension's earlier results reach the searcher as finished trials before its first proposal: Optuna through
-Ray's ``evaluated_rewards``; HyperOpt, which has no such argument, by running each as a point and completing it
-with its score through the searcher's own ``suggest`` and ``on_trial_complete``.
+An extension's earlier results reach the searcher as finished trials before its first proposal.
 """
 
 from __future__ import annotations
@@ -29,10 +27,8 @@ Points = list[dict[str, Any]]
 
 
 class Quantiles:
-    """Mixin for a Tune searcher: each ``SweepDistribution`` of the space is searched as a uniform quantile.
-
-    Points and earlier results given to the searcher must say a sweep parameter as its quantile (``as_quantiles``).
-    """
+    """Mixin for a Tune searcher: each ``SweepDistribution`` of the space is searched as a uniform quantile (points
+    and earlier results given to it say a sweep parameter as its quantile: ``as_quantiles``)."""
 
     _sweep: dict[str, SweepDistribution] = {}
 
@@ -57,13 +53,9 @@ def as_quantiles(points: Points, space: dict[str, Any]) -> Points:
 
 
 class TPE(Quantiles, HyperOptSearch):
-    """Ray's HyperOptSearch over every W&B distribution, started from ``evaluated`` (config, reward) results.
-
-    ``n_initial_points`` counts trials with a score (HyperOpt counts every suggested one, so with many workers its
-    model was first fitted on running trials). No repeats: every trial trains with the same seed, so a config tried
-    before only gives its result again, yet TPE on a small discrete space proposes its favourite again and again.
-    Both live in HyperOpt's plug point, the algorithm function in HyperOptSearch's public ``algo``.
-    """
+    """Ray's HyperOptSearch over every W&B distribution, started from ``evaluated`` (config, reward) results: each is
+    run as a point, then completed with its score (HyperOpt has no warm-start argument). ``tpe_after_results`` says
+    how ``n_initial_points`` and ``repeats`` differ from HyperOpt's own (HyperOptSearch's public ``algo``)."""
 
     def __init__(self, n_initial_points: int = 20, random_state_seed: int | None = None, gamma: float = 0.25,
                  evaluated: Points | None = None, points_to_evaluate: Points | None = None,
@@ -90,10 +82,12 @@ REPEAT_TPE_TRIES, REPEAT_RANDOM_TRIES = 4, 16
 
 def tpe_after_results(new_ids: list, domain: Any, trials: Any, seed: int, n_startup_jobs: int, gamma: float,
                       sweep: dict[str, SweepDistribution], repeats: bool = False) -> list:  # fmt: skip
-    """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (not merely started).
+    """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (HyperOpt counts running ones).
 
     Without ``repeats``, a proposal whose config another live or finished trial has is drawn again: TPE
-    ``REPEAT_TPE_TRIES`` times, then at random; only a space with nothing new left gets a repeat.
+    ``REPEAT_TPE_TRIES`` times, then at random; only a space with nothing new left gets a repeat (every trial trains
+    with the same seed, so a repeat only gives its result again, yet TPE on a small discrete space proposes its
+    favourite again and again).
     """
     from hyperopt import STATUS_OK, rand, tpe
 
