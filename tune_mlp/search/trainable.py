@@ -40,11 +40,8 @@ Epoch = tuple[dict[str, Any], Callable[[str], Any] | None]
 
 
 def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudget | None = None) -> TrainConfig:
-    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless the space samples it.
-
-    Under a time budget a config slower than the typical one gets fewer epochs, so that its full run takes
-    no more of the budget than a typical trial's (its cosine schedule then ends with its last epoch).
-    """
+    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless sampled, and under a time budget
+    fewer for a config slower than the typical one, so that its full run costs no more than a typical trial's."""
     epochs = min(int(tune_config.get("epochs", max_epochs)), max_epochs)
     config = TrainConfig.from_dict({**tune_config, "epochs": epochs})
     if budget:
@@ -61,11 +58,8 @@ def resumed_checkpoint() -> Checkpoint | None:
 
 
 def report_epochs(epochs: Iterable[Epoch], config: TrainConfig, resumed_from: int) -> None:
-    """The trainables' one loop: each epoch reported to Tune with its checkpoint; a diverged one ends the trial.
-
-    Each report also says where the trial runs (its Ray node, the GPUs Ray let it see), its epochs and the epoch
-    this run of it started at (0, or its checkpoint's).
-    """
+    """The trainables' one loop: each epoch reported to Tune with its checkpoint (a diverged one ends the trial), and
+    where the trial runs (its Ray node, the GPUs Ray let it see), its epochs and the epoch this run started at."""
     node = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     trial = node | {"trial_epochs": config.epochs, "resumed_from": resumed_from}
     for metrics, save in epochs:
@@ -154,7 +148,6 @@ def train_standin(tune_config: dict[str, Any], seconds_per_epoch: float, max_epo
 
 
 def standin_sizes(config: TrainConfig) -> tuple[int, int]:
-    """The train and validation sizes the stand-in pretends to have (Fashion-MNIST's 60,000 split as configured):
-    what a time budget sizes trials and ``max_t`` from."""
+    """The train and validation sizes the stand-in pretends to have, for a time budget: Fashion-MNIST's 60,000."""
     n_val = int(round(60_000 * config.val_fraction))
     return 60_000 - n_val, n_val

@@ -1,9 +1,7 @@
-"""W&B logging of a search's trials: one logging actor and one wandb process for the whole search.
+"""W&B logging of a search's trials: what Ray's ``WandbLoggerCallback`` logs, through one actor and one wandb process
+for the whole search, each run in ``TRIAL/wandb/``, the API key never through Ray (docs/architecture.md says why).
 
     RunConfig(callbacks=[WandbLoggerCallback(project="tune_mlp", group="my-search")])
-
-Logs what Ray's own ``WandbLoggerCallback`` logs, each run in ``TRIAL/wandb/``, without its two actors and wandb
-process per trial, and without the API key ever travelling through Ray (docs/architecture.md, W&B logging).
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ from ray.tune.logger import LoggerCallback
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 logger = logging.getLogger(__name__)
-
-UPLOAD_TIMEOUT_S = 1800  # as Ray's callback: how long the search's end waits for the runs to finish uploading
 
 # A result's keys that describe the trial, not its progress: the run's config gets them (as Ray's callback does).
 AUTO_CONFIG_KEYS = ("trial_id", "experiment_tag", "node_ip", "experiment_id", "hostname", "pid", "date")
@@ -119,14 +115,11 @@ class WandbHub:
 
 class WandbLoggerCallback(LoggerCallback):
     """Each trial a W&B run (named after the trial, id the trial's id) in ``project`` and ``group`` (default: the
-    experiment's name), logged through one ``WandbHub`` actor on the driver's node.
-
-    ``excludes``: result and config keys not logged. ``upload_timeout``: seconds the search's end waits for the
-    runs to finish (and, online, upload). Other keyword arguments go to ``wandb.init`` (``entity``, ``tags``, ...).
-    """
+    experiment's name). ``excludes``: result and config keys not logged; ``upload_timeout``: seconds the search's
+    end waits for the runs to be written (online: uploaded), as Ray's; the rest goes to ``wandb.init``."""
 
     def __init__(self, project: str | None = None, group: str | None = None, excludes: Sequence[str] = (),
-                 upload_timeout: float = UPLOAD_TIMEOUT_S, **init_kwargs: Any) -> None:  # fmt: skip
+                 upload_timeout: float = 1800, **init_kwargs: Any) -> None:  # fmt: skip
         self.project, self.group, self.excludes = project, group, list(excludes)
         self.upload_timeout, self.init_kwargs = upload_timeout, init_kwargs
         self.__setstate__({})
