@@ -17,10 +17,8 @@ def verified(version: str) -> bool:
 
 
 def keep_starting_workers() -> bool:
-    """A waiting trial whose own worker is starting keeps it (Tune would kill it for a finished trial's worker).
-
-    Changes Tune's class for the whole process; idempotent. Returns whether it applies (docs/architecture.md).
-    """
+    """A waiting trial whose own worker is starting keeps it (Tune would kill it for a finished trial's worker); changes
+    Tune's class for the whole process, idempotent. Returns whether it applies (docs/architecture.md)."""
     import ray
     from ray.tune.execution.tune_controller import TuneController
 

@@ -76,11 +76,8 @@ REPEAT_TPE_TRIES, REPEAT_RANDOM_TRIES = 4, 16
 def tpe_after_results(new_ids: list, domain: Any, trials: Any, seed: int, n_startup_jobs: int, gamma: float,
                       sweep: dict[str, SweepDistribution], repeats: bool = False) -> list:  # fmt: skip
     """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (HyperOpt counts running ones).
-
-    Without ``repeats``, a proposal whose config another live or finished trial has is drawn again: TPE
-    ``REPEAT_TPE_TRIES`` times, then at random (every trial trains with the same seed, so a repeat only gives its
-    result again, yet TPE on a small discrete space proposes its favourite again and again).
-    """
+    Without ``repeats``, a config another trial has is drawn again (``REPEAT_TPE_TRIES`` times by TPE, then at random):
+    every trial trains with the same seed, yet TPE on a small discrete space proposes its favourite again and again."""
     from hyperopt import STATUS_OK, rand, tpe
 
     scored = sum(doc["result"].get("status") == STATUS_OK for doc in trials.trials)

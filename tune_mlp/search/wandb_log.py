@@ -33,8 +33,7 @@ def plain(value: Any) -> Any:
         return [plain(item) for item in value]
     if value is None or isinstance(value, str):
         return value
-    number = _number(value)
-    return str(value) if number is None else number
+    return str(value) if (number := _number(value)) is None else number
 
 
 def _number(value: Any) -> int | float | bool | None:
