@@ -168,7 +168,15 @@ class WandbLoggerCallback(LoggerCallback):
             logger.warning("W&B: finishing the runs failed: %s", error)
         ray.kill(self._hub)
         self.__setstate__({})
-        _upload_runs(trials)
+        for trial in trials:  # results in a bucket: the finished runs go up from the staging folders after Tune's sync
+            local = os.path.join(trial.local_path, "wandb")
+            if is_local(trial) or not os.path.isdir(local):
+                continue
+            try:
+                pyarrow.fs.copy_files(local, f"{trial.path}/wandb", source_filesystem=pyarrow.fs.LocalFileSystem(),
+                                      destination_filesystem=trial.storage.storage_filesystem)  # fmt: skip
+            except OSError as error:
+                logger.warning("W&B: could not copy %s to the results: %s", local, error)
 
     def _warn_of_failures(self) -> None:
         """Say (once per failure) what a start or finish in the hub raised; the search goes on either way."""
@@ -185,16 +193,3 @@ class WandbLoggerCallback(LoggerCallback):
 def is_local(trial: Any) -> bool:
     """Whether the trial's results are on a local file system (else a bucket)."""
     return isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
-
-
-def _upload_runs(trials: list[Any]) -> None:
-    """Results in a bucket: copy the finished runs up from the driver's staging folders (after Tune's last sync)."""
-    for trial in trials:
-        local = os.path.join(trial.local_path, "wandb")
-        if is_local(trial) or not os.path.isdir(local):
-            continue
-        try:
-            pyarrow.fs.copy_files(local, f"{trial.path}/wandb", source_filesystem=pyarrow.fs.LocalFileSystem(),
-                                  destination_filesystem=trial.storage.storage_filesystem)  # fmt: skip
-        except OSError as error:
-            logger.warning("W&B: could not copy %s to the results: %s", local, error)
