@@ -1,13 +1,5 @@
-"""The search's only use of Ray Tune internals, gated on the releases it was verified on.
-
-Everything else in ``tune_mlp.search`` rents Ray through its public API. This one has no public route and a
-measured reason to exist (docs/architecture.md lists it); on a release it was not verified on, it falls back to
-Tune's own behaviour with one note line, never an error.
-
-- ``keep_starting_workers``: Tune hands a finished trial's worker to a waiting trial and kills the worker that trial
-  had started. 200 one-second stand-in trials on 32 slots of 2 cores: 112 s with Tune's rule, 86 s with this one
-  (3.09x and 2.38x the slept floor; docs/benchmarks.md, Scale run 15).
-"""
+"""The search's only use of Ray Tune internals, gated on the releases it was verified on (docs/architecture.md says
+why each exists and what it measured); off those releases Tune's own behaviour runs, with one note line."""
 
 from __future__ import annotations
 
@@ -17,7 +9,6 @@ from typing import Any
 # The releases keep_starting_workers was read against and measured on (a replaced private method of Tune's controller).
 VERIFIED_RAY = ("2.60.0",)
 
-
 _noted: list[str] = []  # the note is said once a process
 
 
@@ -26,15 +17,8 @@ def verified(version: str) -> bool:
 
 
 def keep_starting_workers() -> bool:
-    """Tune reuses a finished trial's worker for a waiting trial only if that trial's own worker is not starting.
-
-    Ray 2.60's ``TuneController._maybe_reuse_cached_actor`` gives a cached worker to a waiting trial and removes the
-    worker requested for it. That is right while the request waits for resources (ray#36020: a cluster that has yet
-    to scale up), but Tune also does it once the request has its CPU and the worker process is importing: when
-    workers start slower than trials finish, every finished trial kills a starting worker and the new trial starts
-    another (only 20 of 32 slots ever ran a trial). With this the trial waits for its own worker, and the cached one
-    goes to the next new trial. Changes Tune's class for the whole process; idempotent. Returns whether it applies.
-    """
+    """A waiting trial whose own worker is starting keeps it (Tune would kill it for a finished trial's worker); changes
+    Tune's class for the whole process, idempotent. Returns whether it applies (docs/architecture.md)."""
     import ray
     from ray.tune.execution.tune_controller import TuneController
 
@@ -58,4 +42,3 @@ def keep_starting_workers() -> bool:
     _maybe_reuse_cached_actor.replaced = reuse  # type: ignore[attr-defined]
     TuneController._maybe_reuse_cached_actor = _maybe_reuse_cached_actor
     return True
-

@@ -1,12 +1,7 @@
-"""One driver per experiment: ``STORAGE/NAME/.driver.lock``, a ``filelock.FileLock`` held while the driver runs.
+"""One driver per experiment: ``STORAGE/NAME/.driver.lock``, a ``filelock.FileLock`` (the system's ``flock``: a killed
+driver's lock goes with its process, so ``--resume`` just takes it) holding the driver's pid, host and start date.
 
-Two searches writing one experiment (the same ``--name`` and ``--storage-path``) would interleave Tune's state
-files and trial folders. The lock is the operating system's (``flock``): a killed driver's lock is released
-with its process, so ``--resume`` just takes it. The file also holds the driver's pid, host and start date,
-which is what a refused second driver is told.
-
-URI storage (``s3://``, ``gs://``) cannot hold a file lock, so no lock is taken there: run one driver
-per experiment name (``ray job list`` shows the running ones); docs/cluster.md says so.
+URI storage (``s3://``, ``gs://``) cannot hold a file lock, so none is taken there (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -39,42 +34,37 @@ def acquire(experiment: Path) -> filelock.FileLock:
     path = experiment / LOCK_NAME
     experiment.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(path, timeout=0)
+    host = socket.gethostname()
     try:
         lock.acquire()
     except filelock.Timeout:
         holder = _holder(path)
         where = f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
-        fix = (
-            "wait for it, stop it, or use another --name"
-            if holder.get("host") == socket.gethostname()
-            else f"wait for it or stop it; if it is gone, delete {path}"
-        )
-        raise UserInputError(
-            f"{experiment} is being run by another driver ({where}; lock {path}): {fix}"
-        ) from None
+        fix = f"wait for it or stop it; if it is gone, delete {path}"
+        if holder.get("host") == host:
+            fix = "wait for it, stop it, or use another --name"
+        raise UserInputError(f"{experiment} is being run by another driver ({where}; lock {path}): {fix}") from None
     before = _holder(path)
     if before.get("pid"):  # the lock was free, so the driver that wrote this is gone
-        where = "this host" if before.get("host") == socket.gethostname() else before.get("host")
+        where = "this host" if before.get("host") == host else before.get("host")
         print(f"note: took over the stale lock {path} (pid {before['pid']} is not running on {where})", flush=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
-    path.write_text(json.dumps(me))  # the same inode: the lock stays held
-    return lock
+    path.write_text(json.dumps({"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}))
+    return lock  # the same inode was written: the lock stays held
 
 
 @contextmanager
 def driver_lock(storage_root: str, name: str) -> Iterator[Path | None]:
-    """Hold ``STORAGE/NAME/.driver.lock`` for the block (nothing for URI storage: see the module doc)."""
+    """Hold ``STORAGE/NAME/.driver.lock`` for the block (nothing for URI storage)."""
     if storage.is_uri(storage_root):
         yield None
         return
     experiment = Path(storage_root, name)
     created = [folder for folder in (experiment, *experiment.parents) if not folder.exists()]
     lock = acquire(experiment)
-    path = experiment / LOCK_NAME
     try:
-        yield path
+        yield experiment / LOCK_NAME
     finally:
-        path.unlink(missing_ok=True)  # while still held: no other driver wrote it
+        (experiment / LOCK_NAME).unlink(missing_ok=True)  # while still held: no other driver wrote it
         lock.release()
         for folder in created:  # a run that stopped before writing anything leaves no trace
             try:

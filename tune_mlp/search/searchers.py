@@ -5,9 +5,7 @@
     bohb      TuneBOHB (with HyperBandForBOHB instead of ASHA)
     random    Tune's random draws (None: its BasicVariantGenerator)
 
-An extension's earlier results reach the searcher as finished trials before its first proposal: Optuna through
-Ray's ``evaluated_rewards``; HyperOpt, which has no such argument, by running each as a point and completing it
-with its score through the searcher's own ``suggest`` and ``on_trial_complete``.
+An extension's earlier results reach the searcher as finished trials before its first proposal.
 """
 
 from __future__ import annotations
@@ -29,10 +27,8 @@ Points = list[dict[str, Any]]
 
 
 class Quantiles:
-    """Mixin for a Tune searcher: each ``SweepDistribution`` of the space is searched as a uniform quantile.
-
-    Points and earlier results given to the searcher must say a sweep parameter as its quantile (``as_quantiles``).
-    """
+    """Mixin for a Tune searcher: each ``SweepDistribution`` of the space is searched as a uniform quantile (the
+    points and earlier results it is given say a sweep parameter as its quantile: ``build`` converts them)."""
 
     _sweep: dict[str, SweepDistribution] = {}
 
@@ -49,21 +45,10 @@ class Quantiles:
         return config
 
 
-def as_quantiles(points: Points, space: dict[str, Any]) -> Points:
-    """Copies of ``points`` with each sweep parameter's value as the quantile that gives it back."""
-    sweep = sweep_parameters(space)
-    return [{key: sweep[key].quantile(value) if key in sweep else value for key, value in point.items()}
-            for point in points]  # fmt: skip
-
-
 class TPE(Quantiles, HyperOptSearch):
-    """Ray's HyperOptSearch over every W&B distribution, started from ``evaluated`` (config, reward) results.
-
-    ``n_initial_points`` counts trials with a score (HyperOpt counts every suggested one, so with many workers its
-    model was first fitted on running trials). No repeats: every trial trains with the same seed, so a config tried
-    before only gives its result again, yet TPE on a small discrete space proposes its favourite again and again.
-    Both live in HyperOpt's plug point, the algorithm function in HyperOptSearch's public ``algo``.
-    """
+    """Ray's HyperOptSearch over every W&B distribution, started from ``evaluated`` (config, reward) results: each is
+    run as a point, then completed with its score (HyperOpt has no warm-start argument). ``tpe_after_results`` says
+    how ``n_initial_points`` and ``repeats`` differ from HyperOpt's own (HyperOptSearch's public ``algo``)."""
 
     def __init__(self, n_initial_points: int = 20, random_state_seed: int | None = None, gamma: float = 0.25,
                  evaluated: Points | None = None, points_to_evaluate: Points | None = None,
@@ -90,28 +75,21 @@ REPEAT_TPE_TRIES, REPEAT_RANDOM_TRIES = 4, 16
 
 def tpe_after_results(new_ids: list, domain: Any, trials: Any, seed: int, n_startup_jobs: int, gamma: float,
                       sweep: dict[str, SweepDistribution], repeats: bool = False) -> list:  # fmt: skip
-    """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (not merely started).
-
-    Without ``repeats``, a proposal whose config another live or finished trial has is drawn again: TPE
-    ``REPEAT_TPE_TRIES`` times, then at random; only a space with nothing new left gets a repeat.
-    """
+    """HyperOpt's ``tpe.suggest``, random until ``n_startup_jobs`` trials have a result (HyperOpt counts running ones).
+    Without ``repeats``, a config another trial has is drawn again (``REPEAT_TPE_TRIES`` times by TPE, then at random):
+    every trial trains with the same seed, yet TPE on a small discrete space proposes its favourite again and again."""
     from hyperopt import STATUS_OK, rand, tpe
 
-    def propose(attempt: int, seed: int) -> list:
-        if attempt >= REPEAT_TPE_TRIES or sum(doc["result"].get("status") == STATUS_OK for doc in trials.trials) < \
-                n_startup_jobs:  # fmt: skip
-            return rand.suggest(new_ids, domain, trials, seed)
-        return tpe.suggest(new_ids, domain, trials, seed, n_startup_jobs=0, gamma=gamma)
-
-    if repeats:
-        return propose(0, seed)
+    scored = sum(doc["result"].get("status") == STATUS_OK for doc in trials.trials)
     tried = [_values(doc, sweep) for doc in trials.trials]
     more = np.random.default_rng(seed).integers(2**31 - 1, size=REPEAT_TPE_TRIES + REPEAT_RANDOM_TRIES - 1)
-    seeds = [seed, *more]  # the first proposal as HyperOpt's own
-    for attempt, attempt_seed in enumerate(seeds):
-        docs = propose(attempt, int(attempt_seed))
-        if _values(docs[0], sweep) not in tried:
-            break
+    for attempt, attempt_seed in enumerate([seed, *more]):  # the first proposal as HyperOpt's own
+        if attempt >= REPEAT_TPE_TRIES or scored < n_startup_jobs:
+            docs = rand.suggest(new_ids, domain, trials, int(attempt_seed))
+        else:
+            docs = tpe.suggest(new_ids, domain, trials, int(attempt_seed), n_startup_jobs=0, gamma=gamma)
+        if repeats or _values(docs[0], sweep) not in tried:
+            break  # only a space with nothing new left gets a repeat
     return docs
 
 
@@ -127,13 +105,16 @@ class OptunaTPE(Quantiles, OptunaSearch):
 
 def build(name: str, space: dict[str, Any], seed: int, concurrency: int, startup: int,
           evaluated: Points | None = None, points: Points | None = None) -> Searcher | None:  # fmt: skip
-    """The searcher ``--searcher name`` runs over the Tune ``space`` (``name`` random: None, Tune's own draws).
+    """The searcher ``--searcher name`` runs over the Tune ``space`` (random: None, Tune's own draws): ``startup``
+    random trials first, an extension's ``evaluated`` (trial_id, config, reward) results as finished trials, the
+    sweep file's ``points`` run first as given. BOHB starts from its own defaults."""
+    sweep = sweep_parameters(space)
 
-    ``startup`` random trials first; an extension's ``evaluated`` results (trial_id, config, reward) as finished
-    trials; the sweep file's ``points`` run first as given. BOHB starts from its own defaults.
-    """
-    evaluated = [{**point, "config": as_quantiles([point["config"]], space)[0]} for point in evaluated or []]
-    points = as_quantiles(points or [], space)
+    def quantiles(point: dict[str, Any]) -> dict[str, Any]:  # each sweep parameter as the quantile that gives it
+        return {key: sweep[key].quantile(value) if key in sweep else value for key, value in point.items()}
+
+    evaluated = [{**point, "config": quantiles(point["config"])} for point in evaluated or []]
+    points = [quantiles(point) for point in points or []]
     if name == "hyperopt":
         tpe = TPE(n_initial_points=startup, random_state_seed=seed, evaluated=evaluated, points_to_evaluate=points)
         return ConcurrencyLimiter(tpe, max_concurrent=concurrency)
@@ -154,9 +135,8 @@ def build(name: str, space: dict[str, Any], seed: int, concurrency: int, startup
 
 
 class WarmASHA(ASHAScheduler):
-    """ASHA on epochs that starts with an extension's earlier trials at its rungs, so that the new part's first trials
-    have peers to lose to: each is told as a trial that ran (ASHA's public trial events) once Tune gives the metric
-    (replayed: a small saving where rungs decide early, none measurable on long curves; docs/benchmarks.md)."""
+    """ASHA on epochs that starts with an extension's earlier trials at its rungs (told through ASHA's public trial
+    events), so that the new part's first trials have peers to lose to (measured: docs/benchmarks.md)."""
 
     def __init__(self, earlier: dict[str, dict[int, float]], **asha: Any) -> None:
         self._earlier = earlier  # trial_id: {epoch: score}

@@ -1,14 +1,7 @@
-"""The Ray Tune function trainables under one report/checkpoint loop: the MLP (``tune_mlp.mlp.trainer``), or the
-sleeping stand-in, one report and checkpoint per epoch.
+"""The Ray Tune function trainables, one report and checkpoint per epoch: the MLP (``tune_mlp.mlp.trainer``), or the
+sleeping stand-in that runs everything but the training for real and imports no TensorFlow (docs/search.md).
 
     python -m tune_mlp.search --stand-in 1 --samples 200 --concurrency 32 --no_wandb
-
-The stand-in runs everything but the training for real (HyperOpt, ASHA, checkpoints, W&B, the budget, extensions,
-``best.json``, analysis): to try a set-up before paying for the training, and to time the machinery itself
-(``scripts/bench_scale.py``). Its curve is a function of the config (the learning rate's distance from 1e-3,
-dropout, width, a hash of the rest) plus seeded noise, so TPE has something to learn and ASHA something to stop;
-its checkpoint holds zero weights of the config's shapes, so analysis reads it (test score: chance). It imports
-no TensorFlow.
 """
 
 from __future__ import annotations
@@ -47,40 +40,28 @@ Epoch = tuple[dict[str, Any], Callable[[str], Any] | None]
 
 
 def trial_config(tune_config: dict[str, Any], max_epochs: int, budget: TrialBudget | None = None) -> TrainConfig:
-    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless the space samples it.
-
-    Under a time budget a config slower than the typical one gets fewer epochs, so that its full run takes
-    no more of the budget than a typical trial's (its cosine schedule then ends with its last epoch).
-    """
-    values = dict(tune_config)
-    values["epochs"] = min(int(values.get("epochs", max_epochs)), max_epochs)
-    config = TrainConfig.from_dict(values)
+    """The sampled values over the defaults; ``epochs`` is ASHA's ``max_t`` unless sampled, and under a time budget
+    fewer for a config slower than the typical one, so that its full run costs no more than a typical trial's."""
+    epochs = min(int(tune_config.get("epochs", max_epochs)), max_epochs)
+    config = TrainConfig.from_dict({**tune_config, "epochs": epochs})
     if budget:
         config = dataclasses.replace(config, epochs=min(config.epochs, budget.epochs_for(config.to_dict(), max_epochs)))
     return config
 
 
-def placement() -> dict[str, str]:
-    """Where a trial runs, reported with each epoch: its Ray node and the GPUs Ray let it see."""
-    return {
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "gpu_ids": os.environ.get("CUDA_VISIBLE_DEVICES", ""),  # set by Ray for a trial that asked for GPUs
-    }
-
-
 def resumed_checkpoint() -> Checkpoint | None:
     """The trial's own checkpoint when Tune retries or restores it (a crash, a lost node, --resume); else None."""
-    checkpoint = tune.get_checkpoint()
-    if not checkpoint:
-        return None
-    with checkpoint.as_directory() as directory:
-        return load_checkpoint(directory)
+    if checkpoint := tune.get_checkpoint():
+        with checkpoint.as_directory() as directory:
+            return load_checkpoint(directory)
+    return None
 
 
 def report_epochs(epochs: Iterable[Epoch], config: TrainConfig, resumed_from: int) -> None:
-    """The trainables' one loop: each epoch reported to Tune with its checkpoint; a diverged one ends the trial."""
-    # The same for every epoch; resumed_from: the epoch this run of the trial started at (0, or its checkpoint's).
-    trial = placement() | {"trial_epochs": config.epochs, "resumed_from": resumed_from}
+    """The trainables' one loop: each epoch reported to Tune with its checkpoint (a diverged one ends the trial), and
+    where the trial runs (its Ray node, the GPUs Ray let it see), its epochs and the epoch this run started at."""
+    node = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    trial = node | {"trial_epochs": config.epochs, "resumed_from": resumed_from}
     for metrics, save in epochs:
         metrics = metrics | trial
         if save is None:
@@ -140,20 +121,6 @@ def curve_point(config: TrainConfig, epoch: int) -> dict[str, float]:
     }
 
 
-def save_standin_checkpoint(directory: str | Path, config: TrainConfig, metrics: dict[str, Any],
-                            history: list[dict[str, Any]]) -> Path:  # fmt: skip
-    """A checkpoint ``load_checkpoint`` accepts: config, zero weights of the network's shapes, the history."""
-    directory = Path(directory)
-    config.save(directory / CONFIG_FILE)
-    sizes = layer_sizes(config)
-    shapes = [shape for n_in, n_out in zip(sizes[:-1], sizes[1:]) for shape in ((n_in, n_out), (n_out,))]
-    arrays = {name: np.zeros(shape, np.float32) for name, shape in zip(weight_names(len(shapes)), shapes)}
-    np.savez_compressed(directory / WEIGHTS_FILE, **arrays)
-    state = {"epoch": metrics["epoch"], "metrics": metrics, "history": history}
-    (directory / STATE_FILE).write_text(json.dumps(state) + "\n")
-    return directory
-
-
 def train_standin(tune_config: dict[str, Any], seconds_per_epoch: float, max_epochs: int,
                   budget: TrialBudget | None = None, **_: Any) -> None:  # fmt: skip
     """The stand-in trainable: ``train_mlp``'s reports and checkpoints, with a sleep for each epoch's training."""
@@ -167,15 +134,20 @@ def train_standin(tune_config: dict[str, Any], seconds_per_epoch: float, max_epo
             time.sleep(seconds_per_epoch)
             yield curve_point(config, epoch) | {"epoch_seconds": time.time() - started}, save
 
-    def save(directory: str, metrics: dict[str, Any]) -> None:
+    def save(directory: str, metrics: dict[str, Any]) -> None:  # what load_checkpoint takes, with zero weights
         history.append(metrics)
-        save_standin_checkpoint(directory, config, metrics, history)
+        config.save(Path(directory, CONFIG_FILE))
+        sizes = layer_sizes(config)
+        shapes = [shape for n_in, n_out in zip(sizes[:-1], sizes[1:]) for shape in ((n_in, n_out), (n_out,))]
+        zeros = {name: np.zeros(shape, np.float32) for name, shape in zip(weight_names(len(shapes)), shapes)}
+        np.savez_compressed(Path(directory, WEIGHTS_FILE), **zeros)
+        state = {"epoch": metrics["epoch"], "metrics": metrics, "history": history}
+        Path(directory, STATE_FILE).write_text(json.dumps(state) + "\n")
 
     report_epochs(epochs(), config, len(history))
 
 
 def standin_sizes(config: TrainConfig) -> tuple[int, int]:
-    """The train and validation sizes the stand-in pretends to have (Fashion-MNIST's 60,000 split as configured):
-    what a time budget sizes trials and ``max_t`` from."""
+    """The train and validation sizes the stand-in pretends to have, for a time budget: Fashion-MNIST's 60,000."""
     n_val = int(round(60_000 * config.val_fraction))
     return 60_000 - n_val, n_val
