@@ -106,9 +106,9 @@ def test_memory_growth_is_set_on_every_gpu_and_survives_a_started_tensorflow(mon
 def test_four_quarter_gpu_trials_share_one_logical_gpu_at_once(tmp_path: Path, monkeypatch) -> None:
     # The stand-in's trials (no TensorFlow: here it would find no GPU and train on the CPU anyway): what is tested
     # is Ray's placement of 0.25-GPU trials and the CUDA_VISIBLE_DEVICES each trial reports (the MLP's trainable
-    # reports it through the same `report_epochs`); six 3 s epochs and the workers at nice 0 (FAIR_SHARE), so that four started
-    # workers overlap on a busy machine too (with four epochs at Ray's nice 15, CI's load once started the last
-    # worker as the first trial ended).
+    # reports it through the same `report_epochs`); six 3 s epochs and the workers at nice 0 (FAIR_SHARE), so that
+    # four started workers overlap on a busy machine too (with four epochs at Ray's nice 15, CI's load once started
+    # the last worker as the first trial ended).
     for name, value in FAIR_SHARE.items():
         monkeypatch.setenv(name, value)  # before ray.init: the raylet passes it to the workers
     space = write_space(tmp_path / "space.yaml", "parameters:\n  hidden_size: {values: [16, 32, 64, 128]}\n")
