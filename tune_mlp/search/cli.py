@@ -38,19 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    options = dataclass_from_args(parser, parser.parse_args(_attach_values(argv)), SearchOptions)
-    return report_user_errors(lambda: _run(options, argv))
-
-
-def _attach_values(argv: list[str]) -> list[str]:
-    """``--time-budget -5m`` -> ``--time-budget=-5m``: argparse takes -5m for a flag; the budget check names it."""
-    out: list[str] = []
+    attached: list[str] = []  # --time-budget -5m as --time-budget=-5m: argparse takes -5m for a flag; ours names it
     for arg in argv:
-        if out and out[-1] in ("--time-budget", "--time_budget") and arg.startswith("-"):
-            out[-1] = f"{out[-1]}={arg}"
+        if attached and attached[-1] in ("--time-budget", "--time_budget") and arg.startswith("-"):
+            attached[-1] = f"{attached[-1]}={arg}"
         else:
-            out.append(arg)
-    return out
+            attached.append(arg)
+    options = dataclass_from_args(parser, parser.parse_args(attached), SearchOptions)
+    return report_user_errors(lambda: _run(options, argv))
 
 
 def _run(options: SearchOptions, argv: Sequence[str]) -> int:

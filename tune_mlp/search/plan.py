@@ -21,11 +21,9 @@ from tune_mlp.search.space import Sweep, grid_values, load_sweep
 from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
-# With --time-budget and neither --max-epochs nor the file's max_iter, max_t is what fits the budget, up to this:
-# a longer budget buys the leading trials more epochs, not only more trials.
+# Under --time-budget without --max-epochs or max_iter, max_t is what fits the budget, up to this (a longer budget
+# buys the leading trials more epochs); without --samples or run_cap, trials start until it ends (num_samples -1).
 BUDGET_MAX_EPOCHS = 100
-# With --time-budget and neither --samples nor the file's run_cap, trials start until the budget ends
-# (a user who gives a time says how long, not how many): Tune's num_samples=-1.
 UNTIL_BUDGET = -1
 # TPE's random start-up trials without --initial-points: 6 up to STARTUP_MAX_SLOTS slots, above it half the slots
 # (the replays of docs/benchmarks.md, "The study table", issue 18).
@@ -197,23 +195,17 @@ def search_plan(options: SearchOptions) -> SearchPlan:
         reduction_factor=chosen["reduction_factor"],
         time_budget_s=budget_s,
     )
-    check_searcher(plan)
+    if (searcher := options.searcher) != "hyperopt":  # a peer: a search it can drive, its library installed
+        if plan.searcher != "hyperopt_tpe" and searcher != "random":
+            raise UserInputError(
+                f"--searcher {searcher}: the space's method gives {plan.searcher} search; "
+                "use a space with method: bayes"
+            )
+        if searcher == "bohb" and options.time_budget:
+            raise UserInputError("--searcher bohb does not take --time-budget (HyperBand pauses trials); drop one")
+        check_installed(searcher)
     plan.base_config()  # the data split must be one for all trials
     return plan
-
-
-def check_searcher(plan: SearchPlan) -> None:
-    """``--searcher`` before anything runs: its library installed, and a search it can drive."""
-    searcher = plan.options.searcher
-    if searcher == "hyperopt":
-        return
-    if plan.searcher != "hyperopt_tpe" and searcher != "random":
-        raise UserInputError(
-            f"--searcher {searcher}: the space's method gives {plan.searcher} search; use a space with method: bayes"
-        )
-    if searcher == "bohb" and plan.options.time_budget:
-        raise UserInputError("--searcher bohb does not take --time-budget (HyperBand pauses trials); drop one")
-    check_installed(searcher)
 
 
 def check_installed(searcher: str) -> None:

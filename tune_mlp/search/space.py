@@ -45,7 +45,7 @@ GRID = ("constant", "categorical", "int_uniform", "q_uniform")  # what method: g
 OWN_SAMPLER = ("categorical_w_probabilities", "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta")
 DEFAULTS = {"q": 1, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}  # the schema's defaults
 SPEC_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu", "sigma", "a", "b")
-NUMBER_KEYS = SPEC_KEYS[4:]
+NUMBER_KEYS = ("min", "max", "q", "mu", "sigma", "a", "b")
 METHODS = ("bayes", "random", "grid")
 USED_KEYS = ("parameters", "method", "metric", "early_terminate", "run_cap", "points_to_evaluate")
 # Keys that describe where or how W&B launches runs, not the search: read, named once, not used.
