@@ -19,7 +19,6 @@ from tune_mlp.config import (
     BOUNDS,
     CHOICES,
     HYPERPARAMETER_ALIASES,
-    INT_FIELDS,
     METRIC,
     MODE,
     REPORTED_METRICS,
@@ -139,14 +138,15 @@ def load_sweep(name_or_path: str) -> Sweep:
     if not isinstance(points, list):
         raise SearchSpaceError(f"{path}: points_to_evaluate must be a list of configs, got {points!r}")
     points = [check_point(path, index, point, parameters) for index, point in enumerate(points)]
-    for key, spec in parameters.items() if grid else ():
-        if spec["distribution"] not in GRID:
-            raise SearchSpaceError(
-                f"{path}: parameters.{key}: method grid needs a finite set of values, and "
-                f"{spec['distribution']} is not one; give it 'values: [...]' or use method random or bayes"
-            )
-    if grid and points:
-        raise SearchSpaceError(f"{path}: points_to_evaluate: a grid runs every combination; remove it or the grid")
+    if grid:
+        for key, spec in parameters.items():
+            if spec["distribution"] not in GRID:
+                raise SearchSpaceError(
+                    f"{path}: parameters.{key}: method grid needs a finite set of values, and "
+                    f"{spec['distribution']} is not one; give it 'values: [...]' or use method random or bayes"
+                )
+        if points:
+            raise SearchSpaceError(f"{path}: points_to_evaluate: a grid runs every combination; remove it or the grid")
     metric, mode, notes = _metric(path, keys.get("metric"))
     run_cap = keys.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
@@ -425,13 +425,3 @@ def grid_values(spec: dict[str, Any]) -> list[Any]:
 
 def cast_to_q(value: float, q: float) -> float:
     return int(round(value)) if isinstance(q, int) else value  # W&B: an integer q gives integers
-
-
-def clip_to_field(field: str, value: float, q: float | None) -> Any:
-    """Clip a drawn value into the field's range (an open lower bound becomes its first valid grid point)."""
-    low, high, low_open = BOUNDS.get(field, (None, None, False))
-    if low is not None and (value < low or (low_open and value <= low)):
-        value = low + q if (low_open and q) else (math.nextafter(low, math.inf) if low_open else low)
-    if high is not None and value > high:
-        value = high
-    return int(round(value)) if field in INT_FIELDS else value

@@ -10,16 +10,8 @@ import numpy as np
 from ray import tune
 from ray.tune.search.sample import Categorical, Domain, Integer, Quantized, Sampler
 
-from tune_mlp.search.space import (
-    DEFAULTS,
-    DISTRIBUTIONS,
-    OWN_SAMPLER,
-    SearchSpace,
-    cast_to_q,
-    clip_to_field,
-    grid_values,
-    log_bounds,
-)
+from tune_mlp.config import BOUNDS, INT_FIELDS
+from tune_mlp.search.space import DEFAULTS, DISTRIBUTIONS, OWN_SAMPLER, SearchSpace, cast_to_q, grid_values, log_bounds
 
 
 def to_tune_space(space: SearchSpace) -> dict[str, Any]:
@@ -59,6 +51,16 @@ def to_domain(field: str, spec: dict[str, Any]) -> Any:
         return tune.qloguniform(low, high, q) if kind.startswith("q_") else tune.loguniform(low, high)
     except ValueError:  # Tune wants bounds on the q grid; W&B does not, so draw these ourselves
         return SweepDistribution(field, spec)
+
+
+def clip_to_field(field: str, value: float, q: float | None) -> Any:
+    """Clip a drawn value into the field's range (an open lower bound becomes its first valid grid point)."""
+    low, high, low_open = BOUNDS.get(field, (None, None, False))
+    if low is not None and (value < low or (low_open and value <= low)):
+        value = low + q if (low_open and q) else (math.nextafter(low, math.inf) if low_open else low)
+    if high is not None and value > high:
+        value = high
+    return int(round(value)) if field in INT_FIELDS else value
 
 
 class _Draw(Sampler):
@@ -119,6 +121,7 @@ class SweepDistribution(Domain):
             cumulative = np.cumsum([0.0, *s["probabilities"]])
             index = s["values"].index(value)
             return float((cumulative[index] + cumulative[index + 1]) / 2)
+        # A quantized or clipped value: the quantile of the value itself (its ppf rounds back to the value).
         value = math.log(float(value)) if self._log else float(value)
         return float(min(max(self._scipy().cdf(value), 0.0), 1.0))
 
