@@ -6,8 +6,8 @@
     python -m tune_mlp.search --time-budget 10m              # the whole search ends within 10 minutes
     python -m tune_mlp.search --name NAME --samples 40       # 20 more trials for a finished 20-trial search
 
-Each trial reports every epoch with a checkpoint (``tune_mlp.train``'s format) to
-``STORAGE/NAME/``; ``python -m analysis STORAGE/NAME`` turns that into a report.
+Each trial reports every epoch with a checkpoint (``tune_mlp.train``'s format) to ``STORAGE/NAME/``;
+``python -m analysis STORAGE/NAME`` turns that into a report.
 """
 
 from __future__ import annotations
@@ -38,19 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    options = dataclass_from_args(parser, parser.parse_args(_attach_values(argv)), SearchOptions)
-    return report_user_errors(lambda: _run(options, argv))
-
-
-def _attach_values(argv: list[str]) -> list[str]:
-    """``--time-budget -5m`` -> ``--time-budget=-5m``: argparse takes -5m for a flag; the budget check names it."""
-    out: list[str] = []
+    attached: list[str] = []  # --time-budget -5m as --time-budget=-5m: argparse takes -5m for a flag; ours names it
     for arg in argv:
-        if out and out[-1] in ("--time-budget", "--time_budget") and arg.startswith("-"):
-            out[-1] = f"{out[-1]}={arg}"
+        if attached and attached[-1] in ("--time-budget", "--time_budget") and arg.startswith("-"):
+            attached[-1] = f"{attached[-1]}={arg}"
         else:
-            out.append(arg)
-    return out
+            attached.append(arg)
+    options = dataclass_from_args(parser, parser.parse_args(attached), SearchOptions)
+    return report_user_errors(lambda: _run(options, argv))
 
 
 def _run(options: SearchOptions, argv: Sequence[str]) -> int:
@@ -74,15 +69,13 @@ def _search_and_report(plan: SearchPlan) -> int:
     from tune_mlp.search.results import experiment_uri, search_root
     from tune_mlp.search.tuner import run_search, write_best
 
-    options = plan.options
     results = run_search(plan)
     best = write_best(results)
     root = search_root(experiment_uri(results))
     summary = json.loads(storage.read_text(root, BEST_FILE))
     record = SearchRecord.load(root) or SearchRecord()
-    ended = ""
-    if summary.get("ended_by") == "time budget":
-        ended = f"; the time budget ({format_duration(summary['time_budget_s'])}) ended the search"
+    budget = summary.get("ended_by") == "time budget"
+    ended = f"; the time budget ({format_duration(summary['time_budget_s'])}) ended the search" if budget else ""
     print(
         f"\nsearch: {record.describe()}\n"
         f"best trial {best.trial_id} (epoch {best.epoch}): {best.metric} {best.score:.4f}\n"
@@ -91,13 +84,12 @@ def _search_and_report(plan: SearchPlan) -> int:
         f"{summary['trials']} trials ran, {summary['errored_trials']} errored{ended}; "
         f"report: python -m analysis {root}"
     )
-    done, asked = summary["trials"], plan.trials
     if summary.get("ended_by") is None:  # Ctrl-C: Tune saved the state; say how to go on
         name = root.rstrip("/").rsplit("/", 1)[-1]
-        of_asked = "" if plan.until_budget else f" of {asked}"  # a budget without a count asked for no number
+        of_asked = "" if plan.until_budget else f" of {plan.trials}"  # a budget without a count asked for no number
         print(
-            f"interrupted with {done}{of_asked} trials done; continue with: "
-            f"python -m tune_mlp.search --name {name} --storage-path {options.storage_path} [same flags]"
+            f"interrupted with {summary['trials']}{of_asked} trials done; continue with: "
+            f"python -m tune_mlp.search --name {name} --storage-path {plan.options.storage_path} [same flags]"
         )
     return 0
 

@@ -1,10 +1,6 @@
 """The plan of a search, made in one place: ``SearchOptions`` (the flags) over the sweep file over the defaults,
-into one frozen ``SearchPlan`` that ``--dry-run`` prints; and a time budget's arithmetic.
-
-Pure and free of TensorFlow, so ``python -m tune_mlp.search`` checks flags and the sweep file, and answers
-``--dry-run``, before the heavy imports. The budget's cost model predicts a trial's epoch time from its parameter
-count, calibrated on this training loop (3x128 at ~140k samples/s on 2 cores); a running search corrects it with
-the epoch times it measures.
+into one frozen ``SearchPlan`` that ``--dry-run`` prints; and a time budget's arithmetic. Free of Ray and
+TensorFlow, so flags and the sweep file are checked, and ``--dry-run`` answered, before the heavy imports.
 """
 
 from __future__ import annotations
@@ -25,15 +21,12 @@ from tune_mlp.search.space import Sweep, grid_values, load_sweep
 from tune_mlp.wandb_mode import DEFAULT_PROJECT
 
 PLAN_DEFAULTS = {"samples": 20, "max_epochs": 30, "grace_period": 3, "reduction_factor": 3}
-# With --time-budget and neither --max-epochs nor the file's max_iter, max_t is what fits the budget, up to this:
-# a longer budget buys the leading trials more epochs, not only more trials.
+# Under --time-budget without --max-epochs or max_iter, max_t is what fits the budget, up to this (a longer budget
+# buys the leading trials more epochs); without --samples or run_cap, trials start until it ends (num_samples -1).
 BUDGET_MAX_EPOCHS = 100
-# With --time-budget and neither --samples nor the file's run_cap, trials start until the budget ends
-# (a user who gives a time says how long, not how many): Tune's num_samples=-1.
 UNTIL_BUDGET = -1
-# TPE's random start-up trials when --initial-points is not given: the study's 6 up to STARTUP_MAX_SLOTS slots, above
-# it half the slots. Replayed on the study table (100 seeds; docs/benchmarks.md, issue 18) every start-up count from
-# 6 to one per slot tied with random search at 8, 32 and 64 workers; half the slots had the best point estimates.
+# TPE's random start-up trials without --initial-points: 6 up to STARTUP_MAX_SLOTS slots, above it half the slots
+# (the replays of docs/benchmarks.md, "The study table", issue 18).
 INITIAL_POINTS = 6
 STARTUP_MAX_SLOTS = 8
 METHOD_SEARCHERS = {"bayes": "hyperopt_tpe", "random": "random", "grid": "grid"}
@@ -43,14 +36,13 @@ DATA_KEYS = ("dataset", "val_fraction", "split_seed")  # one split for the whole
 NEEDS = {"optuna": ("optuna",), "bohb": ("hpbandster", "ConfigSpace")}
 DURATION_EXAMPLES = "90s, 10m, 1h or 1h30m"
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
-# Weights x examples per CPU-second of the compiled loop (forward + backward + update): the
-# measured 3x128 rate (134k weights, ~140k samples/s on 2 cores), rounded down per core.
+# The budget's cost model: an epoch's time from the weight count. Weights x examples per CPU-second of the
+# compiled loop (forward + backward + update): the measured 3x128 rate (134k weights, ~140k samples/s on 2 cores),
+# rounded down per core; a running search corrects it with the epoch times it measures.
 WEIGHT_SAMPLES_PER_CORE_SECOND = 1.0e10
-# A trial's start (actor reuse, XLA compile of the epoch graph) on top of its first epoch.
-TRIAL_START_SECONDS = 5.0
-# A full-length trial of the space's typical config may take at most this share of the budget: on
-# 2 cores the first trials cannot be stopped by ASHA (no peers yet), so they must not eat the budget,
-# yet the best trials need their epochs (a quarter capped 5-minute searches at 13 epochs: test 0.895).
+TRIAL_START_SECONDS = 5.0  # a trial's start (actor reuse, XLA compile of the epoch graph) on top of its first epoch
+# A full-length trial of the space's typical config may take at most this share of the budget: the first trials
+# have no peers for ASHA to stop them by, yet the best need their epochs (docs/benchmarks.md: 1/4 gave 0.895).
 FULL_TRIAL_SHARE = 0.5
 
 
@@ -155,8 +147,7 @@ class SearchPlan:
         }  # fmt: skip
 
     def fitted_max_epochs(self, sizes: tuple[int, int], resumed: int | None = None) -> int:
-        """ASHA's max_t: as a resumed part had it, else as planned or (under a budget) what fits it on data of
-        ``sizes`` (train, validation examples)."""
+        """ASHA's max_t: a resumed part's, else as planned or what fits the budget on ``sizes`` (train, val)."""
         if resumed:
             return resumed
         if not self.time_budget_s:
@@ -167,11 +158,8 @@ class SearchPlan:
 
 
 def search_plan(options: SearchOptions) -> SearchPlan:
-    """The one place a search's plan is made: flags given over the sweep file over PLAN_DEFAULTS.
-
-    A budget without a count runs until it ends (``samples`` -1, Tune's form); a smoke test is two tiny trials.
-    Bad input (a budget, the file, a searcher the file cannot drive) is one UserInputError, before anything loads.
-    """
+    """The one place a search's plan is made: flags given over the sweep file over PLAN_DEFAULTS; bad input (a
+    budget, the file, a searcher the file cannot drive) is one UserInputError, before anything loads."""
     budget_s = parse_duration(options.time_budget) if options.time_budget else None
     sweep = load_sweep(options.space)
     hyperband = sweep.hyperband
@@ -207,23 +195,17 @@ def search_plan(options: SearchOptions) -> SearchPlan:
         reduction_factor=chosen["reduction_factor"],
         time_budget_s=budget_s,
     )
-    check_searcher(plan)
+    if (searcher := options.searcher) != "hyperopt":  # a peer: a search it can drive, its library installed
+        if plan.searcher != "hyperopt_tpe" and searcher != "random":
+            raise UserInputError(
+                f"--searcher {searcher}: the space's method gives {plan.searcher} search; "
+                "use a space with method: bayes"
+            )
+        if searcher == "bohb" and options.time_budget:
+            raise UserInputError("--searcher bohb does not take --time-budget (HyperBand pauses trials); drop one")
+        check_installed(searcher)
     plan.base_config()  # the data split must be one for all trials
     return plan
-
-
-def check_searcher(plan: SearchPlan) -> None:
-    """``--searcher`` before anything runs: its library installed, and a search it can drive."""
-    searcher = plan.options.searcher
-    if searcher == "hyperopt":
-        return
-    if plan.searcher != "hyperopt_tpe" and searcher != "random":
-        raise UserInputError(
-            f"--searcher {searcher}: the space's method gives {plan.searcher} search; use a space with method: bayes"
-        )
-    if searcher == "bohb" and plan.options.time_budget:
-        raise UserInputError("--searcher bohb does not take --time-budget (HyperBand pauses trials); drop one")
-    check_installed(searcher)
 
 
 def check_installed(searcher: str) -> None:
@@ -241,10 +223,7 @@ def initial_points_for(slots: int, given: int | None = None) -> int:
 
 
 def trial_slots(options: SearchOptions, cluster: dict[str, float]) -> int:
-    """Trials that fit at once in ``cluster`` (``ray.cluster_resources()``): the fewer of its CPU and GPU slots.
-
-    A trial asking for more GPUs than the cluster has would wait for ever (Ray calls it infeasible): an error.
-    """
+    """Trials that fit at once in ``cluster`` (``ray.cluster_resources()``): the fewer of its CPU and GPU slots."""
     cpus = max(1, int(cluster.get("CPU", 1.0) // options.cpus_per_trial))
     gpus = options.gpus_per_trial
     if not gpus:
@@ -253,7 +232,7 @@ def trial_slots(options: SearchOptions, cluster: dict[str, float]) -> int:
     if gpus > 1 and not float(gpus).is_integer():
         raise UserInputError(f"{flag}: above 1 a trial takes whole GPUs; give a fraction below 1, or 1, 2, ...")
     have = cluster.get("GPU", 0.0)
-    if gpus > have:
+    if gpus > have:  # Ray would call the trial infeasible and wait for ever
         fix = f"give at most {have:g}" if have else "give 0 (train on CPUs) or start Ray on a GPU node"
         raise UserInputError(f"{flag}: the Ray cluster has {have:g} GPU(s); {fix}")
     # Ray keeps GPU fractions to 4 decimals: 1 / 0.1 must count 10 slots, not 9.
@@ -299,26 +278,24 @@ def describe_plan(plan: SearchPlan) -> str:
 
     space = to_tune_space(plan.sweep.space)
     width = max(len(key) for key in space)
-    if plan.until_budget:
-        samples = "samples: until the time budget ends (--samples N caps them)"
-    else:
-        grid = f" x grid of {plan.trials // plan.samples} = {plan.trials} trials" if plan.searcher == "grid" else ""
-        samples = f"samples: {plan.samples}{grid}"
+    grid = f" x grid of {plan.trials // plan.samples} = {plan.trials} trials" if plan.searcher == "grid" else ""
+    samples = "until the time budget ends (--samples N caps them)" if plan.until_budget else f"{plan.samples}{grid}"
     lines = [
         keys_line(plan.sweep),
         f"method: {plan.sweep.method} -> {searcher}",
         f"metric: {plan.metric} ({plan.mode})",
         f"scheduler: ASHA(time_attr=epoch, max_t={plan.max_epochs}, grace_period={plan.grace_period}, "
         f"reduction_factor={plan.reduction_factor})",
-        samples,
+        f"samples: {samples}",
         "space:",
         *(f"  {key:<{width}}  {describe_value(value)}" for key, value in space.items()),
     ]
     if plan.sweep.space.points_to_evaluate:
         lines.append(f"points_to_evaluate: {len(plan.sweep.space.points_to_evaluate)} start point(s)")
     at_once = options.concurrency or "as many as the cluster's CPUs and GPUs fit"
-    per_trial = f"cpus {options.cpus_per_trial}, gpus {options.gpus_per_trial:g}"
-    lines.append(f"per trial: {per_trial}; trials at once: {at_once}")
+    lines.append(
+        f"per trial: cpus {options.cpus_per_trial}, gpus {options.gpus_per_trial:g}; trials at once: {at_once}"
+    )
     if options.searcher != "hyperopt" and plan.searcher == "hyperopt_tpe":
         peer = {
             "optuna": f"OptunaSearch (Optuna TPE, multivariate, constant liar; seed {options.seed}) instead of "
@@ -328,9 +305,10 @@ def describe_plan(plan: SearchPlan) -> str:
         }[options.searcher]
         lines.append(f"searcher: --searcher {options.searcher} -> {peer}")
     if options.time_budget:
-        share = f"{FULL_TRIAL_SHARE:.0%}"
-        lines.append(f"time budget: {options.time_budget}; max_t is fitted to it when the data is loaded "
-                     f"(a full typical trial takes at most {share} of it), never above {plan.max_epochs}")  # fmt: skip
+        lines.append(
+            f"time budget: {options.time_budget}; max_t is fitted to it when the data is loaded (a full typical "
+            f"trial takes at most {FULL_TRIAL_SHARE:.0%} of it), never above {plan.max_epochs}"
+        )
     return "\n".join(lines)
 
 
@@ -354,11 +332,9 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """600 -> ``10m``, 5400 -> ``1h30m``, 90 -> ``1m30s``."""
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
+    hours, rest = divmod(int(round(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
-    return text or "0s"
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
 
 
 def epoch_seconds(config: dict[str, Any], n_train: int, n_val: int, cores: int = 1) -> float:
@@ -388,12 +364,9 @@ def typical_config(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def fit_max_epochs(budget_seconds: float, typical_epoch_seconds: float, max_epochs: int, grace_period: int) -> int:
-    """The most epochs a trial gets so that a full typical trial takes at most FULL_TRIAL_SHARE of the budget.
-
-    Never below ``grace_period + 1`` (ASHA needs one rung to stop at) and never above ``max_epochs``.
-    """
+    """The most epochs (up to ``max_epochs``) whose full typical trial takes at most FULL_TRIAL_SHARE of the budget."""
     fits = int((budget_seconds * FULL_TRIAL_SHARE - TRIAL_START_SECONDS) // max(typical_epoch_seconds, 1e-9))
-    return max(min(fits, max_epochs), min(grace_period + 1, max_epochs))
+    return max(min(fits, max_epochs), min(grace_period + 1, max_epochs))  # ASHA needs a rung to stop at
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,6 @@
-"""A W&B sweep file (or a name in ``search_spaces/``) read whole and checked, without Ray: its parameters (every
-distribution of the W&B spec) and the method, metric, early_terminate and run_cap the plan is made from
-(docs/sweeps.md has the mapping; ``tune_mlp.search.tune_space`` turns the parameters into Tune's space).
-
-Formulas follow ``wandb/sweeps`` ``params.py``: the deprecated ``log_uniform``/``q_log_uniform``/``inv_log_uniform``
-take natural-log bounds. Names and choice values go through config's alias tables (``lr`` -> ``learning_rate``);
-a file that cannot be used is one error naming the file, the key and the fix, before Ray starts.
+"""A W&B sweep file (or a name in ``search_spaces/``) read whole and checked, without Ray: parameters (every W&B
+distribution; names and choices through config's alias tables), method, metric, early_terminate and run_cap, as
+docs/sweeps.md maps them. A file that cannot be used is one error naming the file, the key and the fix.
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ from tune_mlp.config import (
     BOUNDS,
     CHOICES,
     HYPERPARAMETER_ALIASES,
-    INT_FIELDS,
     METRIC,
     MODE,
     REPORTED_METRICS,
@@ -37,14 +32,15 @@ from tune_mlp.errors import UserInputError
 # search_spaces/ is installed as the package data tune_mlp.search_spaces, so a wheel finds the same files.
 SPACES_DIR = Path(str(importlib.resources.files("tune_mlp.search_spaces")))
 
-
-# The W&B schema's distributions (wandb/sweeps src/sweeps/config/schema.json), deprecated forms included.
-DISTRIBUTIONS = (
-    "constant", "categorical", "categorical_w_probabilities", "int_uniform", "uniform", "q_uniform", "log_uniform",
-    "log_uniform_values", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values",
-    "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta",
-)  # fmt: skip
-DISCRETE = ("constant", "categorical", "categorical_w_probabilities", "int_uniform", "q_uniform")
+# The W&B schema's distributions (wandb/sweeps schema.json, deprecated forms included) -> the keys a spec of it sets.
+DISTRIBUTIONS = {
+    "constant": ("value",), "categorical": ("values",), "categorical_w_probabilities": ("values", "probabilities"),
+    **dict.fromkeys(("int_uniform", "uniform", "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform",
+                     "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values"), ("min", "max")),
+    **dict.fromkeys(("normal", "q_normal", "log_normal", "q_log_normal"), ("mu", "sigma")),
+    "beta": ("a", "b"), "q_beta": ("a", "b"),
+}  # fmt: skip
+GRID = ("constant", "categorical", "int_uniform", "q_uniform")  # what method: grid can enumerate
 OWN_SAMPLER = ("categorical_w_probabilities", "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta")
 DEFAULTS = {"q": 1, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}  # the schema's defaults
 SPEC_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu", "sigma", "a", "b")
@@ -136,49 +132,37 @@ def load_sweep(name_or_path: str) -> Sweep:
     method = keys.get("method", "bayes")
     if method not in METHODS:
         raise SearchSpaceError(f"{path}: method: {method!r} is not one we run (choose from {', '.join(METHODS)})")
+    grid = method == "grid"
     parameters = parse_parameters(path, keys["parameters"])
     points = keys.get("points_to_evaluate") or []
     if not isinstance(points, list):
         raise SearchSpaceError(f"{path}: points_to_evaluate must be a list of configs, got {points!r}")
     points = [check_point(path, index, point, parameters) for index, point in enumerate(points)]
-    if method == "grid":
-        _check_grid(path, parameters, points)
+    if grid:
+        for key, spec in parameters.items():
+            if spec["distribution"] not in GRID:
+                raise SearchSpaceError(
+                    f"{path}: parameters.{key}: method grid needs a finite set of values, and "
+                    f"{spec['distribution']} is not one; give it 'values: [...]' or use method random or bayes"
+                )
+        if points:
+            raise SearchSpaceError(f"{path}: points_to_evaluate: a grid runs every combination; remove it or the grid")
     metric, mode, notes = _metric(path, keys.get("metric"))
     run_cap = keys.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
         raise SearchSpaceError(f"{path}: run_cap: must be a whole number >= 1, got {run_cap!r}")
     ignored = [key for key in keys if key in IGNORED_KEYS]
-    if run_cap is not None and method == "grid":
-        ignored.append("run_cap (a grid runs every combination)")
-    return Sweep(
-        path=path,
-        space=SearchSpace(path, parameters, points, grid=method == "grid"),
-        method=method,
-        metric=metric,
-        mode=mode,
-        hyperband=_hyperband(path, keys.get("early_terminate")),
-        run_cap=None if method == "grid" else run_cap,
-        used=tuple(key for key in keys if key in USED_KEYS),
-        ignored=tuple(ignored),
-        notes=tuple(notes),
-    )
+    ignored += ["run_cap (a grid runs every combination)"] if run_cap is not None and grid else []
+    hyperband = _hyperband(path, keys.get("early_terminate"))
+    used = tuple(key for key in keys if key in USED_KEYS)
+    space = SearchSpace(path, parameters, points, grid=grid)
+    return Sweep(path, space, method, metric, mode, hyperband, None if grid else run_cap, used, tuple(ignored), notes)
 
 
-def _check_grid(path: Path, parameters: dict[str, dict[str, Any]], points: list[Any]) -> None:
-    for key, spec in parameters.items():
-        if spec["distribution"] not in DISCRETE or spec["distribution"] == "categorical_w_probabilities":
-            raise SearchSpaceError(
-                f"{path}: parameters.{key}: method grid needs a finite set of values, and "
-                f"{spec['distribution']} is not one; give it 'values: [...]' or use method random or bayes"
-            )
-    if points:
-        raise SearchSpaceError(f"{path}: points_to_evaluate: a grid runs every combination; remove it or the grid")
-
-
-def _metric(path: Path, metric: Any) -> tuple[str, str, list[str]]:
+def _metric(path: Path, metric: Any) -> tuple[str, str, tuple[str, ...]]:
     """Our metric and mode for ``metric: {name, goal}``; without a goal, the metric's own direction."""
     if metric is None:
-        return METRIC, MODE, []
+        return METRIC, MODE, ()
     if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
         raise SearchSpaceError(f"{path}: metric: expected {{name: val_accuracy, goal: maximize}}, got {metric!r}")
     name = METRIC_ALIASES.get(metric["name"].strip().lower().replace("-", "_").replace("/", "_"))
@@ -193,7 +177,7 @@ def _metric(path: Path, metric: Any) -> tuple[str, str, list[str]]:
     notes = [f"metric.{key} ignored" for key in metric if key not in ("name", "goal")]
     if goal is None:
         notes.append(f"no metric.goal: {REPORTED_METRICS[name]}imize {name} (W&B would minimize)")
-    return name, GOALS[goal] if goal else REPORTED_METRICS[name], notes
+    return name, GOALS[goal] if goal else REPORTED_METRICS[name], tuple(notes)
 
 
 def _hyperband(path: Path, early: Any) -> Hyperband | None:
@@ -210,10 +194,9 @@ def _hyperband(path: Path, early: Any) -> Hyperband | None:
         value = early.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise SearchSpaceError(f"{where}.{key}: must be a positive number, got {value!r}")
-    eta = early.get("eta", 3)
+    eta, max_iter, s = early.get("eta", 3), early.get("max_iter"), early.get("s")
     if eta <= 1 or not math.isfinite(eta):
         raise SearchSpaceError(f"{where}.eta: must be > 1, got {eta!r}")
-    max_iter, s = early.get("max_iter"), early.get("s")
     if early.get("min_iter") is not None:
         grace = early["min_iter"]
     elif max_iter is not None and s is not None:
@@ -246,10 +229,16 @@ def parse_parameters(path: Path, parameters: Any) -> dict[str, dict[str, Any]]:
     checked: dict[str, dict[str, Any]] = {}
     written: dict[str, str] = {}
     for name, spec in _flatten(path, parameters).items():
-        where = f"{path}: parameters.{name}"
-        field = canonical_name(name.rsplit(".", 1)[-1])
-        if field is None:
-            raise SearchSpaceError(f"{where}: unknown hyperparameter{_nearest(name.rsplit('.', 1)[-1])}")
+        where, last = f"{path}: parameters.{name}", name.rsplit(".", 1)[-1]
+        field = canonical_name(last)
+        if field is None:  # name the closest fields, reached through their aliases too
+            close = difflib.get_close_matches(last.lower(), [*field_names(), *HYPERPARAMETER_ALIASES], n=5, cutoff=0.6)
+            fields = list(dict.fromkeys(HYPERPARAMETER_ALIASES.get(c, c) for c in close))[:3]
+            guess = f" (did you mean {' or '.join(repr(f) for f in fields)}?)" if fields else ""
+            raise SearchSpaceError(
+                f"{where}: unknown hyperparameter{guess}; "
+                f"rename the key to one of {', '.join(field_names())} or an alias in docs/sweeps.md"
+            )
         if field in written:
             raise SearchSpaceError(f"{where}: sets {field}, as parameters.{written[field]} does; keep one of them")
         written[field] = name
@@ -274,14 +263,6 @@ def _flatten(path: Path, parameters: dict[Any, Any], prefix: str = "") -> dict[s
     return flat
 
 
-def _nearest(name: str) -> str:
-    """`` (did you mean 'hidden_size'?); rename it to ...``: the closest fields, via their aliases too."""
-    close = difflib.get_close_matches(str(name).lower(), [*field_names(), *HYPERPARAMETER_ALIASES], n=5, cutoff=0.6)
-    fields = list(dict.fromkeys(HYPERPARAMETER_ALIASES.get(c, c) for c in close))[:3]
-    guess = f" (did you mean {' or '.join(repr(f) for f in fields)}?)" if fields else ""
-    return f"{guess}; rename the key to one of {', '.join(field_names())} or an alias in docs/sweeps.md"
-
-
 def check_parameter(where: str, field: str, spec: Any) -> dict[str, Any]:
     """One parameter's spec, checked, with numbers parsed, choices normalised and the distribution filled in."""
     if not isinstance(spec, dict):
@@ -290,20 +271,62 @@ def check_parameter(where: str, field: str, spec: Any) -> dict[str, Any]:
     if unknown:
         raise SearchSpaceError(f"{where}: unknown key {unknown[0]!r} (a parameter takes: {', '.join(SPEC_KEYS)})")
     spec = {key: _number(where, key, value) if key in NUMBER_KEYS else value for key, value in spec.items()}
-    kind = _distribution(where, spec)
-    spec["distribution"] = kind
+    kind = spec["distribution"] = _distribution(where, spec)
     if kind.startswith("q_"):
         spec.setdefault("q", DEFAULTS["q"])
         if spec["q"] <= 0:
             raise SearchSpaceError(f"{where}: 'q' must be > 0, got {spec['q']}")
+    keys = DISTRIBUTIONS[kind]
     if kind == "constant":
         spec["value"] = _check_value(where, field, spec["value"])
-    elif kind.startswith("categorical"):
-        _check_values(where, field, spec)
-    elif kind.endswith("normal") or kind.endswith("beta"):
-        _check_shape(where, field, spec)
-    else:
-        _check_range(where, field, spec)
+    elif keys[0] == "values":  # categorical: every value, and the probabilities of a weighted one
+        values = spec["values"]
+        if not isinstance(values, list) or not values:
+            raise SearchSpaceError(f"{where}: 'values' must be a non-empty list, got {values!r}")
+        spec["values"] = [_check_value(where, field, value) for value in values]
+        if kind == "categorical_w_probabilities":
+            probabilities = spec.get("probabilities")
+            if not isinstance(probabilities, list) or len(probabilities) != len(values):
+                raise SearchSpaceError(
+                    f"{where}: 'probabilities' must be a list of {len(values)} numbers, one per value"
+                )
+            probabilities = spec["probabilities"] = [_number(where, "probabilities", p) for p in probabilities]
+            if min(probabilities) < 0 or abs(sum(probabilities) - 1.0) > 1e-6:
+                total = sum(probabilities)
+                raise SearchSpaceError(f"{where}: 'probabilities' must be >= 0 and sum to 1; these sum to {total:g}")
+    elif keys[0] == "min":  # ordered bounds, positive where the spec needs it, values the field accepts
+        low, high = spec["min"], spec["max"]
+        if low >= high:
+            raise SearchSpaceError(f"{where}: 'min' ({low}) must be smaller than 'max' ({high})")
+        if kind.endswith("_values") and low <= 0:
+            raise SearchSpaceError(f"{where}: {kind} needs min > 0, got {low}")
+        if kind == "int_uniform" and not all(float(v).is_integer() for v in (low, high)):
+            raise SearchSpaceError(f"{where}: int_uniform needs whole-number bounds, got min={low} max={high}")
+        try:
+            bounds = log_bounds(kind, low, high)
+        except OverflowError:
+            raise SearchSpaceError(f"{where}: {kind} takes natural-log bounds; exp({high}) overflows") from None
+        if kind.startswith("q_"):  # what a draw rounds to at either end
+            bounds = tuple(round(bound / spec["q"]) * spec["q"] for bound in bounds)
+        for bound in bounds:
+            _check_value(where, field, bound)
+    else:  # normal, log_normal, beta: their parameters, and whether the field can take their draws
+        stray = [key for key in spec if key not in (*keys, "q", "distribution")]
+        if stray:
+            takes = ", ".join(keys) + (", q" if kind.startswith("q_") else "")
+            raise SearchSpaceError(f"{where}: {kind} takes {takes}, not {stray[0]!r}")
+        for key in keys:
+            spec.setdefault(key, DEFAULTS[key])
+        if any(spec[key] <= 0 for key in keys if key != "mu"):
+            raise SearchSpaceError(f"{where}: {' and '.join(keys)} must be > 0 for {kind}")
+        if field in CHOICES or field == "jit_compile":
+            raise SearchSpaceError(f"{where}: {field} takes choices; use 'values: [...]', not {kind}")
+        # A normal without q on a field that must be > its bound would be clipped to a meaningless value.
+        if kind == "normal" and BOUNDS.get(field, (None, None, False))[2]:
+            raise SearchSpaceError(
+                f"{where}: a normal can draw values <= 0, which {field} cannot take; use log_normal "
+                "(mu = ln of the centre) or log_uniform_values"
+            )
     return spec
 
 
@@ -330,18 +353,13 @@ def _distribution(where: str, spec: dict[str, Any]) -> str:
         if "values" in spec:
             return "categorical_w_probabilities" if "probabilities" in spec else "categorical"
         if "min" in spec and "max" in spec:
-            ints = all(isinstance(spec[k], int) for k in ("min", "max"))
-            return "int_uniform" if ints else "uniform"
+            return "int_uniform" if all(isinstance(spec[k], int) for k in ("min", "max")) else "uniform"
         raise SearchSpaceError(f"{where}: needs 'value', 'values', or 'min' and 'max' (got keys {sorted(spec)})")
-    if kind not in DISTRIBUTIONS:
+    if not isinstance(kind, str) or kind not in DISTRIBUTIONS:
         close = difflib.get_close_matches(str(kind), DISTRIBUTIONS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise SearchSpaceError(f"{where}: unknown distribution {kind!r} ({hint}choose from {', '.join(DISTRIBUTIONS)})")
-    needs = {"constant": ("value",), "categorical": ("values",), "categorical_w_probabilities": ("values",)}
-    needs["categorical_w_probabilities"] += ("probabilities",)
-    if not (kind.endswith("normal") or kind.endswith("beta") or kind in needs):
-        needs[kind] = ("min", "max")
-    missing = [key for key in needs.get(kind, ()) if key not in spec]
+    missing = [key for key in DISTRIBUTIONS[kind] if key not in spec and key not in DEFAULTS]
     if missing:
         raise SearchSpaceError(f"{where}: distribution {kind} needs {' and '.join(repr(m) for m in missing)}")
     return kind
@@ -356,61 +374,6 @@ def _check_value(where: str, field: str, value: Any) -> Any:
         if name == field:
             raise SearchSpaceError(f"{where}: {message}")
     return value
-
-
-def _check_values(where: str, field: str, spec: dict[str, Any]) -> None:
-    values = spec["values"]
-    if not isinstance(values, list) or not values:
-        raise SearchSpaceError(f"{where}: 'values' must be a non-empty list, got {values!r}")
-    spec["values"] = [_check_value(where, field, value) for value in values]
-    if spec["distribution"] == "categorical_w_probabilities":
-        probabilities = spec.get("probabilities")
-        if not isinstance(probabilities, list) or len(probabilities) != len(values):
-            raise SearchSpaceError(f"{where}: 'probabilities' must be a list of {len(values)} numbers, one per value")
-        spec["probabilities"] = [_number(where, "probabilities", p) for p in probabilities]
-        if min(spec["probabilities"]) < 0 or abs(sum(spec["probabilities"]) - 1.0) > 1e-6:
-            total = sum(spec["probabilities"])
-            raise SearchSpaceError(f"{where}: 'probabilities' must be >= 0 and sum to 1; these sum to {total:g}")
-
-
-def _check_shape(where: str, field: str, spec: dict[str, Any]) -> None:
-    """normal / log_normal / beta families: their parameters, and whether the field can take their draws."""
-    names = ("a", "b") if spec["distribution"].endswith("beta") else ("mu", "sigma")
-    stray = [key for key in spec if key not in (*names, "q", "distribution")]
-    if stray:
-        takes = ", ".join(names) + (", q" if spec["distribution"].startswith("q_") else "")
-        raise SearchSpaceError(f"{where}: {spec['distribution']} takes {takes}, not {stray[0]!r}")
-    for name in names:
-        spec.setdefault(name, DEFAULTS[name])
-    if spec.get("sigma", 1.0) <= 0 or spec.get("a", 1.0) <= 0 or spec.get("b", 1.0) <= 0:
-        raise SearchSpaceError(f"{where}: {' and '.join(names)} must be > 0 for {spec['distribution']}")
-    if field in CHOICES or field == "jit_compile":
-        raise SearchSpaceError(f"{where}: {field} takes choices; use 'values: [...]', not {spec['distribution']}")
-    # A normal without q on a field that must be > its bound would be clipped to a meaningless value.
-    if spec["distribution"] == "normal" and BOUNDS.get(field, (None, None, False))[2]:
-        raise SearchSpaceError(
-            f"{where}: a normal can draw values <= 0, which {field} cannot take; use log_normal "
-            "(mu = ln of the centre) or log_uniform_values"
-        )
-
-
-def _check_range(where: str, field: str, spec: dict[str, Any]) -> None:
-    """min/max families: ordered bounds, positive where the spec needs it, values the field accepts."""
-    kind, low, high = spec["distribution"], spec["min"], spec["max"]
-    if low >= high:
-        raise SearchSpaceError(f"{where}: 'min' ({low}) must be smaller than 'max' ({high})")
-    if kind.endswith("_values") and low <= 0:
-        raise SearchSpaceError(f"{where}: {kind} needs min > 0, got {low}")
-    if kind == "int_uniform" and not all(float(v).is_integer() for v in (low, high)):
-        raise SearchSpaceError(f"{where}: int_uniform needs whole-number bounds, got min={low} max={high}")
-    try:
-        bounds = log_bounds(kind, low, high) if "log" in kind else (low, high)
-    except OverflowError:
-        raise SearchSpaceError(f"{where}: {kind} takes natural-log bounds; exp({high}) overflows") from None
-    if kind.startswith("q_"):  # what a draw rounds to at either end
-        bounds = tuple(round(bound / spec["q"]) * spec["q"] for bound in bounds)
-    for bound in bounds:
-        _check_value(where, field, bound)
 
 
 def check_point(path: Path, index: int, point: Any, parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -440,7 +403,7 @@ def check_point(path: Path, index: int, point: Any, parameters: dict[str, dict[s
 
 
 def log_bounds(kind: str, low: float, high: float) -> tuple[float, float]:
-    """The value bounds of a log-uniform family member: natural-log exponents for the deprecated forms."""
+    """The value bounds of a min/max spec: natural-log exponents for the deprecated log forms, else as written."""
     if kind in ("log_uniform", "q_log_uniform"):
         return math.exp(low), math.exp(high)
     if kind == "inv_log_uniform":  # X = exp(-U(min, max))
@@ -462,13 +425,3 @@ def grid_values(spec: dict[str, Any]) -> list[Any]:
 
 def cast_to_q(value: float, q: float) -> float:
     return int(round(value)) if isinstance(q, int) else value  # W&B: an integer q gives integers
-
-
-def clip_to_field(field: str, value: float, q: float | None) -> Any:
-    """Clip a drawn value into the field's range (an open lower bound becomes its first valid grid point)."""
-    low, high, low_open = BOUNDS.get(field, (None, None, False))
-    if low is not None and (value < low or (low_open and value <= low)):
-        value = low + q if (low_open and q) else (math.nextafter(low, math.inf) if low_open else low)
-    if high is not None and value > high:
-        value = high
-    return int(round(value)) if field in INT_FIELDS else value

@@ -1,10 +1,5 @@
 """The checked space (``tune_mlp.search.space``) as Tune's ``param_space``: Tune's own domains where Tune has them,
-a ``SweepDistribution`` for the rest of W&B's distributions.
-
-A ``SweepDistribution`` is defined by its inverse CDF, so random search draws from it and a TPE searches its
-quantile (``tune_mlp.search.searchers.Quantiles``); its draws are clipped into the field's range and rounded for
-integer fields, so the config Tune records is the config that trains.
-"""
+a ``SweepDistribution`` (searched as a quantile, docs/sweeps.md) for the rest of W&B's distributions."""
 
 from __future__ import annotations
 
@@ -13,9 +8,10 @@ from typing import Any
 
 import numpy as np
 from ray import tune
-from ray.tune.search.sample import Categorical, Domain, Integer, Normal, Quantized, Sampler
+from ray.tune.search.sample import Categorical, Domain, Integer, Quantized, Sampler
 
-from tune_mlp.search.space import DEFAULTS, OWN_SAMPLER, SearchSpace, cast_to_q, clip_to_field, grid_values, log_bounds
+from tune_mlp.config import BOUNDS, INT_FIELDS
+from tune_mlp.search.space import DEFAULTS, DISTRIBUTIONS, OWN_SAMPLER, SearchSpace, cast_to_q, grid_values, log_bounds
 
 
 def to_tune_space(space: SearchSpace) -> dict[str, Any]:
@@ -28,11 +24,11 @@ def to_tune_space(space: SearchSpace) -> dict[str, Any]:
 
 def sampled_keys(tune_space: dict[str, Any]) -> list[str]:
     """The keys Tune samples per trial; every other key is a constant all trials share."""
-    return [
-        key
-        for key, value in tune_space.items()
-        if isinstance(value, Domain) or (isinstance(value, dict) and "grid_search" in value)
-    ]
+    return [key for key, value in tune_space.items() if isinstance(value, Domain) or _is_grid(value)]
+
+
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, dict) and "grid_search" in value
 
 
 def to_domain(field: str, spec: dict[str, Any]) -> Any:
@@ -55,6 +51,16 @@ def to_domain(field: str, spec: dict[str, Any]) -> Any:
         return tune.qloguniform(low, high, q) if kind.startswith("q_") else tune.loguniform(low, high)
     except ValueError:  # Tune wants bounds on the q grid; W&B does not, so draw these ourselves
         return SweepDistribution(field, spec)
+
+
+def clip_to_field(field: str, value: float, q: float | None) -> Any:
+    """Clip a drawn value into the field's range (an open lower bound becomes its first valid grid point)."""
+    low, high, low_open = BOUNDS.get(field, (None, None, False))
+    if low is not None and (value < low or (low_open and value <= low)):
+        value = low + q if (low_open and q) else (math.nextafter(low, math.inf) if low_open else low)
+    if high is not None and value > high:
+        value = high
+    return int(round(value)) if field in INT_FIELDS else value
 
 
 class _Draw(Sampler):
@@ -90,7 +96,7 @@ class SweepDistribution(Domain):
             return stats.norm(loc=s["mu"], scale=s["sigma"])
         if kind.endswith("beta"):
             return stats.beta(a=s["a"], b=s["b"])
-        if "log" in kind:  # uniform in the log of the value (see _log)
+        if self._log:  # uniform in the log of the value
             low, high = (math.log(bound) for bound in log_bounds(kind, s["min"], s["max"]))
             return stats.uniform(loc=low, scale=high - low)
         return stats.uniform(loc=s["min"], scale=s["max"] - s["min"])
@@ -109,16 +115,13 @@ class SweepDistribution(Domain):
         return clip_to_field(self.field, value, s["q"] if kind.startswith("q_") else None)
 
     def quantile(self, value: Any) -> float:
-        """The ``u`` whose ``ppf`` gives ``value`` back: how a searcher that sees ``u`` is told of an earlier result.
-
-        A weighted value maps to the middle of its probability interval; a quantized or clipped value to the
-        quantile of the value itself (``ppf`` of it rounds back to the value).
-        """
+        """The ``u`` whose ``ppf`` gives ``value`` back (a weighted value: the middle of its probability interval)."""
         s = self.spec
         if s["distribution"] == "categorical_w_probabilities":
             cumulative = np.cumsum([0.0, *s["probabilities"]])
             index = s["values"].index(value)
             return float((cumulative[index] + cumulative[index + 1]) / 2)
+        # A quantized or clipped value: the quantile of the value itself (its ppf rounds back to the value).
         value = math.log(float(value)) if self._log else float(value)
         return float(min(max(self._scipy().cdf(value), 0.0), 1.0))
 
@@ -128,20 +131,8 @@ class SweepDistribution(Domain):
     @property
     def domain_str(self) -> str:
         kind = self.spec["distribution"]
-        names = _ARGUMENTS[kind.removeprefix("q_")] + (("q",) if kind.startswith("q_") else ())
-        args = ", ".join(f"{k}={self.spec[k]}" for k in names)
-        return f"{kind}({args})"
-
-
-_ARGUMENTS = {
-    "categorical_w_probabilities": ("values", "probabilities"),
-    "normal": ("mu", "sigma"),
-    "log_normal": ("mu", "sigma"),
-    "beta": ("a", "b"),
-    "uniform": ("min", "max"),
-    "log_uniform": ("min", "max"),
-    "log_uniform_values": ("min", "max"),
-}
+        names = DISTRIBUTIONS[kind] + (("q",) if kind.startswith("q_") else ())
+        return f"{kind}({', '.join(f'{k}={self.spec[k]}' for k in names)})"
 
 
 def sweep_parameters(spec: dict[str, Any]) -> dict[str, SweepDistribution]:
@@ -151,7 +142,7 @@ def sweep_parameters(spec: dict[str, Any]) -> dict[str, SweepDistribution]:
 
 def describe_value(value: Any) -> str:
     """One Tune space entry in words: ``loguniform [0.0001, 0.1]``, ``choice ['adam', 'sgd']``, a constant."""
-    if isinstance(value, dict) and "grid_search" in value:
+    if _is_grid(value):
         return f"grid {value['grid_search']}"
     if isinstance(value, SweepDistribution):
         weighted = value.spec["distribution"] == "categorical_w_probabilities"
@@ -162,9 +153,7 @@ def describe_value(value: Any) -> str:
         return f"constant {value!r}"
     sampler = value.get_sampler()
     q = f", q={sampler.q}" if isinstance(sampler, Quantized) else ""
-    inner = sampler.get_sampler() if isinstance(sampler, Quantized) else sampler
-    if isinstance(inner, Normal):
-        return f"normal(mean={inner.mean}, sd={inner.sd}{q})"
+    inner = sampler.get_sampler() if isinstance(sampler, Quantized) else sampler  # to_domain makes no tune.randn
     kind = "loguniform" if "Log" in type(inner).__name__ else "uniform"
     upper = value.upper - 1 if isinstance(value, Integer) and not q else value.upper
     return f"{'int ' if isinstance(value, Integer) else ''}{kind} [{value.lower}, {upper}]{q}"
