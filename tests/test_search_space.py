@@ -214,3 +214,19 @@ def test_sweep_parameter_errors_name_key_and_fix(tmp_path, text: str, message: s
     with pytest.raises(SearchSpaceError) as error:
         load_space(path)
     assert message in str(error.value) and path in str(error.value)
+
+
+def test_a_heavy_tailed_draw_is_a_number_not_a_crash(tmp_path) -> None:
+    # sigma 1000: scipy's ppf gives inf (or exp overflows) near either end; rounding inf to the q grid would raise
+    # OverflowError inside Tune's sampling and end the search. The draw is capped at 2**53 instead.
+    space = to_tune_space(load_space(write(tmp_path, """
+parameters:
+  hidden_size: {distribution: q_log_normal, mu: 5, sigma: 1000}
+  weight_decay: {distribution: q_log_uniform, min: -9, max: 700, q: 0.001}
+  warmup_epochs: {distribution: q_normal, mu: 0, sigma: 1e15, q: 0.5}
+""")))  # fmt: skip
+    for key, domain in space.items():
+        for u in (1e-12, 0.5, 1 - 1e-12):
+            value = domain.ppf(u)
+            assert math.isfinite(value) and abs(value) <= 2.0**53, (key, u, value)
+    assert space["hidden_size"].ppf(1 - 1e-12) == 2**53 and isinstance(space["hidden_size"].ppf(0.5), int)

@@ -13,6 +13,8 @@ from ray.tune.search.sample import Categorical, Domain, Integer, Quantized, Samp
 from tune_mlp.config import BOUNDS, INT_FIELDS
 from tune_mlp.search.space import DEFAULTS, DISTRIBUTIONS, OWN_SAMPLER, SearchSpace, cast_to_q, grid_values, log_bounds
 
+LARGEST = 2.0**53  # the largest draw: past it floats skip integers (space.py refuses such bounds too)
+
 
 def to_tune_space(space: SearchSpace) -> dict[str, Any]:
     """Tune sampling objects for each checked parameter; constants stay plain values."""
@@ -108,8 +110,10 @@ class SweepDistribution(Domain):
         if kind == "categorical_w_probabilities":
             index = int(np.searchsorted(np.cumsum(s["probabilities"]), u, side="right"))
             return s["values"][min(index, len(s["values"]) - 1)]
-        value = float(self._scipy().ppf(u))
-        value = math.exp(value) if self._log else value
+        with np.errstate(over="ignore"):  # an overflow is capped below
+            value = float(self._scipy().ppf(u))
+        value = math.exp(min(value, math.log(LARGEST))) if self._log else value
+        value = min(max(value, -LARGEST), LARGEST)  # a heavy tail (sigma 1000) draws inf; rounding inf would raise
         if kind.startswith("q_"):
             value = cast_to_q(round(value / s["q"]) * s["q"], s["q"])
         return clip_to_field(self.field, value, s["q"] if kind.startswith("q_") else None)
